@@ -1,0 +1,93 @@
+import { z } from 'zod';
+
+/**
+ * The experiment config (SPEC §3). Block- and task-specific keys are validated later by the
+ * schema each block or task registers, so this file never needs to know their names.
+ */
+
+export const BACKEND_NAMES = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
+export type BackendRequest = (typeof BACKEND_NAMES)[number];
+
+export const mlpSchema = z.strictObject({
+  expansion: z.number().positive().default(4),
+  activation: z.enum(['gelu', 'silu']).default('gelu'),
+});
+export type MlpConfig = z.infer<typeof mlpSchema>;
+
+/** A layer entry before its block's own schema has checked the remaining keys. */
+export const layerEntrySchema = z.looseObject({
+  block: z.string().min(1),
+  mlp: mlpSchema.nullable().optional(),
+});
+export type LayerEntry = z.infer<typeof layerEntrySchema>;
+
+export interface PatternEntry {
+  repeat: number;
+  pattern: Array<LayerEntry | PatternEntry>;
+}
+
+export const patternEntrySchema: z.ZodType<PatternEntry> = z.lazy(() =>
+  z.strictObject({
+    repeat: z.number().int().positive(),
+    pattern: z.array(z.union([patternEntrySchema, layerEntrySchema])).min(1),
+  }),
+);
+
+export const modelSchema = z.strictObject({
+  vocab_size: z.number().int().min(2),
+  d_model: z.number().int().positive(),
+  layers: z.array(z.union([patternEntrySchema, layerEntrySchema])).min(1),
+  tie_embeddings: z.boolean().default(true),
+  norm_eps: z.number().positive().default(1e-5),
+});
+
+export const taskEntrySchema = z.looseObject({ name: z.string().min(1) });
+
+export const optimizerSchema = z.strictObject({
+  name: z.literal('adamw').default('adamw'),
+  lr: z.number().positive(),
+  weight_decay: z.number().min(0).default(0.1),
+  betas: z.tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)]).default([0.9, 0.98]),
+  eps: z.number().positive().default(1e-8),
+});
+
+export const scheduleSchema = z.strictObject({
+  warmup_steps: z.number().int().min(0).default(0),
+  decay: z.enum(['cosine', 'constant', 'linear']).default('cosine'),
+  /** The learning rate at the end of the decay, as a fraction of `lr`. */
+  min_lr_ratio: z.number().min(0).max(1).default(0.1),
+});
+
+export const trainSchema = z.strictObject({
+  steps: z.number().int().positive(),
+  batch_size: z.number().int().positive(),
+  optimizer: optimizerSchema,
+  schedule: scheduleSchema.default({ warmup_steps: 0, decay: 'cosine', min_lr_ratio: 0.1 }),
+  /** Clip the global gradient norm to this value; `null` turns clipping off. */
+  grad_clip: z.number().positive().nullable().default(1.0),
+  eval_every: z.number().int().positive().nullable().default(null),
+  checkpoint_every: z.number().int().positive().nullable().default(null),
+  log_every: z.number().int().positive().default(10),
+});
+
+export const trackingSchema = z.strictObject({
+  uri: z.string().min(1).default('./mlruns'),
+  experiment: z.string().min(1).default('Default'),
+  run_name: z.string().min(1).optional(),
+});
+
+export const experimentSchema = z.strictObject({
+  name: z.string().min(1),
+  seed: z.number().int().min(0).default(0),
+  backend: z.enum(BACKEND_NAMES).default('auto'),
+  model: modelSchema,
+  task: taskEntrySchema,
+  train: trainSchema,
+  tracking: trackingSchema.default({ uri: './mlruns', experiment: 'Default' }),
+  plugins: z.array(z.string().min(1)).default([]),
+});
+
+export type ExperimentConfig = z.infer<typeof experimentSchema>;
+export type ModelConfig = ExperimentConfig['model'];
+export type TrainConfig = ExperimentConfig['train'];
+export type TrackingConfig = ExperimentConfig['tracking'];

@@ -1,0 +1,67 @@
+import type * as tf from '@tensorflow/tfjs';
+import type { z } from 'zod';
+import type { BackendCapabilities } from '../backend/capabilities.js';
+import type { MlpConfig } from '../config/schema.js';
+import type { ParameterScope } from '../model/parameter-store.js';
+import type { SeededRandom } from '../random/seeded-random.js';
+
+/**
+ * The recurrent state of a mixer between `step` calls: any plain object of tensors and
+ * numbers. Whoever holds a state owns its tensors and disposes them with `tf.dispose(state)`.
+ */
+export type MixerState = { readonly [key: string]: tf.Tensor | number | MixerState };
+
+/** A sequence mixer (SPEC §1): a parallel form for training and a step form for generation. */
+export interface Mixer<State extends MixerState = MixerState> {
+  /** x [B, L, D] → [B, L, D]; causal. */
+  forward(x: tf.Tensor3D): tf.Tensor3D;
+  /** The empty state for a batch of `batchSize` sequences. */
+  initState(batchSize: number): State;
+  /**
+   * One token: x [B, D] → y [B, D] and the next state. Does not dispose `state`; running
+   * `step` over a sequence reproduces `forward` to 1e-4.
+   */
+  step(x: tf.Tensor2D, state: State): { y: tf.Tensor2D; state: State };
+}
+
+/** What a block gets when it is built into a model. */
+export interface BlockContext {
+  readonly dModel: number;
+  /** Creates this layer's parameters, named PyTorch-style under e.g. `layers.3.mixer.`. */
+  readonly params: ParameterScope;
+  readonly rng: SeededRandom;
+  readonly backend: BackendCapabilities;
+}
+
+/**
+ * A block: a name, a schema for its own config keys (everything in its layer entry except
+ * `block` and `mlp`), and a factory. A block file registers itself; nothing else in the code
+ * may switch on its name.
+ */
+export interface BlockDefinition<Config = unknown> {
+  readonly name: string;
+  readonly description: string;
+  readonly schema: z.ZodType<Config>;
+  create(context: BlockContext, config: Config): Mixer;
+}
+
+/** Applied independently at every position: works on [B, L, D] and on [B, D]. */
+export interface PositionwiseLayer {
+  apply<T extends tf.Tensor>(x: T): T;
+}
+
+export interface ComponentContext {
+  readonly dModel: number;
+  readonly params: ParameterScope;
+  readonly rng: SeededRandom;
+}
+
+/** Builds the pre-norm of every residual branch and the final norm. */
+export interface NormFactory {
+  create(context: ComponentContext, eps: number): PositionwiseLayer;
+}
+
+/** Builds the optional MLP that follows a mixer (`mlp:` in a layer entry). */
+export interface MlpFactory {
+  create(context: ComponentContext, config: MlpConfig): PositionwiseLayer;
+}

@@ -1,0 +1,28 @@
+/** MLflow run status names (SPEC §5). */
+export type RunStatus = 'RUNNING' | 'SCHEDULED' | 'FINISHED' | 'FAILED' | 'KILLED';
+
+/**
+ * One MLflow run being written. Implementations: the file store (a local path) and, later,
+ * the REST API (http/https). Params are write-once; metric and param keys may contain `/`.
+ */
+export interface Tracker {
+  readonly runId: string;
+  readonly experimentId: string;
+  /** Absolute local directory of the run's artifacts (file store), for the user to find. */
+  readonly artifactLocation: string;
+  logParams(params: Record<string, string | number | boolean>): Promise<void>;
+  logMetrics(metrics: Record<string, number>, step: number, timestampMs?: number): Promise<void>;
+  setTags(tags: Record<string, string>): Promise<void>;
+  /** Writes `data` to `artifacts/<relativePath>` atomically (temp file + rename). */
+  logArtifact(relativePath: string, data: Uint8Array | string): Promise<void>;
+  end(status: Exclude<RunStatus, 'RUNNING' | 'SCHEDULED'>): Promise<void>;
+}
+
+export interface OpenRunOptions {
+  /** `./mlruns`, an absolute path, or `file:///...`. */
+  uri: string;
+  experiment: string;
+  runName: string;
+  /** Written as `mlflow.user`; defaults to the OS user. */
+  user?: string;
+}

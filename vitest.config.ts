@@ -1,0 +1,11 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['packages/*/test/**/*.test.ts'],
+    exclude: ['packages/*/test/**/*.slow.test.ts', '**/node_modules/**'],
+    testTimeout: 120_000,
+    hookTimeout: 600_000,
+    pool: 'forks',
+  },
+});
