@@ -76,6 +76,35 @@ export const trackingSchema = z.strictObject({
   run_name: z.string().min(1).optional(),
 });
 
+export const SWEEP_METHODS = ['grid', 'random', 'zip'] as const;
+
+/** `sweep:` turns a config into a sweep: each parameter is a dotted key path and its values. */
+export const sweepSchema = z
+  .strictObject({
+    method: z.enum(SWEEP_METHODS).default('grid'),
+    /** How many configs `random` draws. */
+    trials: z.number().int().positive().optional(),
+    parameters: z.record(z.string().min(1), z.array(z.unknown()).min(1)),
+  })
+  .superRefine((sweep, ctx) => {
+    const lengths = Object.entries(sweep.parameters).map(([key, values]) => `${key} has ${values.length}`);
+    if (lengths.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['parameters'], message: 'a sweep needs at least one parameter' });
+    }
+    if (sweep.method === 'random' && sweep.trials === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['trials'], message: "method 'random' needs 'trials' (how many to draw)" });
+    }
+    const sizes = new Set(Object.values(sweep.parameters).map((values) => values.length));
+    if (sweep.method === 'zip' && sizes.size > 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['parameters'],
+        message: `method 'zip' needs lists of equal length (${lengths.join(', ')})`,
+      });
+    }
+  });
+export type SweepConfig = z.infer<typeof sweepSchema>;
+
 export const experimentSchema = z.strictObject({
   name: z.string().min(1),
   seed: z.number().int().min(0).default(0),
@@ -85,6 +114,7 @@ export const experimentSchema = z.strictObject({
   train: trainSchema,
   tracking: trackingSchema.default({ uri: './mlruns', experiment: 'Default' }),
   plugins: z.array(z.string().min(1)).default([]),
+  sweep: sweepSchema.optional(),
 });
 
 export type ExperimentConfig = z.infer<typeof experimentSchema>;

@@ -18,7 +18,8 @@ export const constantInit =
     new Float32Array(sizeOf(shape)).fill(value);
 
 /** PyTorch's default for nn.Linear/nn.Conv1d weights: U(−1/√fanIn, 1/√fanIn). */
-export const fanInUniformInit = (fanIn: number): Initializer => uniformInit(-1 / Math.sqrt(fanIn), 1 / Math.sqrt(fanIn));
+export const fanInUniformInit = (fanIn: number): Initializer =>
+  uniformInit(-1 / Math.sqrt(fanIn), 1 / Math.sqrt(fanIn));
 
 /** Values computed from each element's row-major index. */
 export const indexedInit =

@@ -67,9 +67,14 @@ export class ParameterStore {
     const values = init(this.rng.fork(name), shape);
     const expected = shape.reduce((a, b) => a * b, 1);
     if (values.length !== expected) {
-      throw new InterleaveError(`initializer for '${name}' gave ${values.length} values, shape [${shape}] needs ${expected}`);
+      throw new InterleaveError(
+        `initializer for '${name}' gave ${values.length} values, shape [${shape}] needs ${expected}`,
+      );
     }
-    const variable = tf.variable(tf.tensor(values, shape, 'float32'), true, name);
+    // tfjs variable names must be unique per process; ours live in `entries` instead.
+    const initial = tf.tensor(values, shape, 'float32');
+    const variable = tf.variable(initial, true);
+    initial.dispose();
     this.names.add(name);
     this.entries.push({ name, variable, decay: options?.decay ?? shape.length >= 2 });
     return variable;

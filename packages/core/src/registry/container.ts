@@ -1,7 +1,10 @@
 import { Container } from 'inversify';
-import type { TaskDefinition } from './task-definition.js';
+
+export type { Container } from 'inversify';
+
 import type { BlockDefinition, MlpFactory, NormFactory } from './block-definition.js';
 import { NamedRegistry } from './named-registry.js';
+import type { TaskDefinition } from './task-definition.js';
 import { TOKENS } from './tokens.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: each definition carries its own config type

@@ -1,0 +1,174 @@
+import {
+  type BlockContext,
+  type BlockDefinition,
+  fanInUniformInit,
+  InterleaveError,
+  type Mixer,
+  type MixerState,
+  matmul,
+} from '@interleave/core';
+import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
+import { linear } from './ops/linear.js';
+import { applyRotary } from './ops/rotary.js';
+
+/**
+ * Causal multi-head attention with RoPE, SPEC §2.4: query t attends to keys in (t − w, t], or
+ * to every earlier key when the window is null. `kv_heads` < `heads` gives grouped or
+ * multi-query attention.
+ */
+const sharedKeys = {
+  heads: z.number().int().positive().default(4),
+  /** Key/value heads; 1 = multi-query. Defaults to `heads`. */
+  kv_heads: z.number().int().positive().optional(),
+  rope_base: z.number().positive().default(10000),
+};
+
+export const slidingWindowSchema = z.strictObject({
+  ...sharedKeys,
+  /** Keys visible to each query, itself included; `null` = full causal attention. */
+  window: z.number().int().positive().nullable(),
+});
+export const fullAttentionSchema = z.strictObject(sharedKeys);
+
+export type AttentionConfig = z.infer<typeof slidingWindowSchema>;
+
+const MASKED = -1e9;
+
+interface AttentionState extends MixerState {
+  /** [B, kv_heads, S, head_dim] with RoPE applied; S = window (a ring buffer) or t (a growing cache). */
+  keys: tf.Tensor4D;
+  values: tf.Tensor4D;
+  position: number;
+}
+
+class AttentionMixer implements Mixer<AttentionState> {
+  private readonly heads: number;
+  private readonly kvHeads: number;
+  private readonly headDim: number;
+  private readonly qProj: tf.Variable;
+  private readonly kProj: tf.Variable;
+  private readonly vProj: tf.Variable;
+  private readonly oProj: tf.Variable;
+
+  constructor(
+    { dModel, params }: BlockContext,
+    private readonly config: AttentionConfig,
+  ) {
+    this.heads = config.heads;
+    this.kvHeads = config.kv_heads ?? config.heads;
+    if (dModel % this.heads !== 0) {
+      throw new InterleaveError(`heads (${this.heads}) must divide d_model (${dModel})`);
+    }
+    if (this.heads % this.kvHeads !== 0) {
+      throw new InterleaveError(`kv_heads (${this.kvHeads}) must divide heads (${this.heads})`);
+    }
+    this.headDim = dModel / this.heads;
+    if (this.headDim % 2 !== 0) throw new InterleaveError(`RoPE needs an even head size, got ${this.headDim}`);
+    const init = fanInUniformInit(dModel);
+    this.qProj = params.create('q_proj.weight', [this.heads * this.headDim, dModel], init);
+    this.kProj = params.create('k_proj.weight', [this.kvHeads * this.headDim, dModel], init);
+    this.vProj = params.create('v_proj.weight', [this.kvHeads * this.headDim, dModel], init);
+    this.oProj = params.create('o_proj.weight', [dModel, this.heads * this.headDim], fanInUniformInit(dModel));
+  }
+
+  private get group(): number {
+    return this.heads / this.kvHeads;
+  }
+
+  forward(x: tf.Tensor3D): tf.Tensor3D {
+    return tf.tidy(() => {
+      const [batch, length] = x.shape;
+      const { heads, kvHeads, headDim, group } = this;
+      const split = (w: tf.Variable, n: number) =>
+        linear(x, w).reshape([batch, length, n, headDim]).transpose([0, 2, 1, 3]) as tf.Tensor4D;
+      const base = this.config.rope_base;
+      // Query heads sharing a KV head are stacked along time so one matmul serves the group.
+      const q = applyRotary(split(this.qProj, heads), 0, base)
+        .reshape([batch, kvHeads, group * length, headDim])
+        .mul(1 / Math.sqrt(headDim));
+      const k = applyRotary(split(this.kProj, kvHeads), 0, base);
+      const v = split(this.vProj, kvHeads);
+      const scores = matmul(q, k, false, true).reshape([batch, kvHeads, group, length, length]);
+      const weights = tf.softmax(scores.add(this.bandMask(length)));
+      const mixed = matmul(weights.reshape([batch, kvHeads, group * length, length]), v)
+        .reshape([batch, heads, length, headDim])
+        .transpose([0, 2, 1, 3])
+        .reshape([batch, length, heads * headDim]) as tf.Tensor3D;
+      return linear(mixed, this.oProj);
+    });
+  }
+
+  /** Additive mask [L, L]: 0 where key s is visible from query t, −1e9 elsewhere. */
+  private bandMask(length: number): tf.Tensor2D {
+    const window = this.config.window ?? length;
+    const mask = new Float32Array(length * length).fill(MASKED);
+    for (let t = 0; t < length; t++) {
+      for (let s = Math.max(0, t - window + 1); s <= t; s++) mask[t * length + s] = 0;
+    }
+    return tf.tensor2d(mask, [length, length]);
+  }
+
+  initState(batchSize: number): AttentionState {
+    const slots = this.config.window ?? 0;
+    return {
+      keys: tf.zeros([batchSize, this.kvHeads, slots, this.headDim]),
+      values: tf.zeros([batchSize, this.kvHeads, slots, this.headDim]),
+      position: 0,
+    };
+  }
+
+  step(x: tf.Tensor2D, state: AttentionState): { y: tf.Tensor2D; state: AttentionState } {
+    return tf.tidy(() => {
+      const [batch] = x.shape;
+      const { heads, kvHeads, headDim, group } = this;
+      const { position } = state;
+      const project = (w: tf.Variable, n: number) => linear(x, w).reshape([batch, n, 1, headDim]) as tf.Tensor4D;
+      const base = this.config.rope_base;
+      const q = applyRotary(project(this.qProj, heads), position, base)
+        .reshape([batch, kvHeads, group, headDim])
+        .mul(1 / Math.sqrt(headDim));
+      const k = applyRotary(project(this.kProj, kvHeads), position, base);
+      const v = project(this.vProj, kvHeads);
+      const { keys, values, visible } = this.remember(state, k, v);
+      const scores = matmul(q, keys, false, true); // [B, kv_heads, group, S]
+      const weights = tf.softmax(scores.add(visible));
+      const mixed = matmul(weights, values).reshape([batch, heads * headDim]) as tf.Tensor2D;
+      return { y: linear(mixed, this.oProj), state: { keys, values, position: position + 1 } };
+    });
+  }
+
+  /** Adds this token's key/value to the cache; returns the cache and its additive visibility mask. */
+  private remember(state: AttentionState, k: tf.Tensor4D, v: tf.Tensor4D) {
+    const window = this.config.window;
+    if (window === null) {
+      const keys = tf.concat([state.keys, k], 2) as tf.Tensor4D;
+      const values = tf.concat([state.values, v], 2) as tf.Tensor4D;
+      return { keys, values, visible: tf.zeros([keys.shape[2]]) };
+    }
+    // A ring buffer: slot position % w is overwritten. Attention does not care about key order,
+    // since RoPE was applied at each key's own position before it was stored.
+    const slot = state.position % window;
+    const select = tf.oneHot(tf.tensor1d([slot], 'int32'), window).reshape([1, 1, window, 1]);
+    const keep = tf.scalar(1).sub(select);
+    const keys = state.keys.mul(keep).add(k.mul(select)) as tf.Tensor4D;
+    const values = state.values.mul(keep).add(v.mul(select)) as tf.Tensor4D;
+    const filled = Math.min(state.position + 1, window);
+    const visible = new Float32Array(window).fill(MASKED).fill(0, 0, filled);
+    return { keys, values, visible: tf.tensor1d(visible) };
+  }
+}
+
+export const slidingWindowAttentionBlock: BlockDefinition<AttentionConfig> = {
+  name: 'swa',
+  description: 'causal sliding-window multi-head attention with RoPE (window: null = full)',
+  schema: slidingWindowSchema,
+  create: (context, config) => new AttentionMixer(context, config),
+};
+
+export const fullAttentionBlock: BlockDefinition<z.infer<typeof fullAttentionSchema>> = {
+  name: 'attention',
+  description: 'causal full multi-head attention with RoPE',
+  schema: fullAttentionSchema,
+  create: (context, config) => new AttentionMixer(context, { ...config, window: null }),
+};

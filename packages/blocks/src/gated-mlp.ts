@@ -1,0 +1,25 @@
+import {
+  type ComponentContext,
+  fanInUniformInit,
+  type MlpConfig,
+  type MlpFactory,
+  type PositionwiseLayer,
+} from '@interleave/core';
+import * as tf from '@tensorflow/tfjs';
+import { ACTIVATIONS } from './ops/activations.js';
+import { linear } from './ops/linear.js';
+
+/** Gated MLP (GeGLU / SwiGLU): down(act(gate(x)) ⊙ up(x)), hidden = expansion · d_model. */
+export const gatedMlp: MlpFactory = {
+  create({ dModel, params }: ComponentContext, config: MlpConfig): PositionwiseLayer {
+    const hidden = Math.round(config.expansion * dModel);
+    const gate = params.create('gate_proj.weight', [hidden, dModel], fanInUniformInit(dModel));
+    const up = params.create('up_proj.weight', [hidden, dModel], fanInUniformInit(dModel));
+    const down = params.create('down_proj.weight', [dModel, hidden], fanInUniformInit(hidden));
+    const activation = ACTIVATIONS[config.activation];
+    return {
+      apply: <T extends tf.Tensor>(x: T): T =>
+        tf.tidy(() => linear(activation(linear(x, gate)).mul(linear(x, up)), down) as T),
+    };
+  },
+};

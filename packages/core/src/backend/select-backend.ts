@@ -1,0 +1,176 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { delimiter, dirname, join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import type { BackendRequest } from '../config/schema.js';
+import { InterleaveError } from '../errors.js';
+
+export type BackendName = Exclude<BackendRequest, 'auto'>;
+
+/** The backend a run uses, and why each better one was passed over. */
+export interface BackendChoice {
+  readonly name: BackendName;
+  /** e.g. `wasm (SIMD, 1 thread)` or `tensorflow (@tensorflow/tfjs-node)`. */
+  readonly detail: string;
+  /** One line per backend tried before this one: `webgpu: no GPU adapter found`. */
+  readonly skipped: readonly string[];
+}
+
+type Attempt = { ok: true; detail: string } | { ok: false; reason: string };
+
+const AUTO_ORDER: readonly BackendName[] = ['tensorflow', 'webgpu', 'wasm', 'cpu'];
+const require = createRequire(import.meta.url);
+
+/**
+ * Initialises tfjs on the requested backend. `auto` takes the first that works, in the order
+ * of SPEC §6; naming a backend that cannot start is an error, never a silent fallback.
+ * `requestedBy` says where the request came from, for the error message.
+ */
+export async function selectBackend(request: BackendRequest, requestedBy = 'backend'): Promise<BackendChoice> {
+  const candidates = request === 'auto' ? AUTO_ORDER : [request];
+  const skipped: string[] = [];
+  for (const name of candidates) {
+    const attempt = await ATTEMPTS[name]();
+    if (attempt.ok) {
+      await tf.ready();
+      return { name, detail: attempt.detail, skipped };
+    }
+    skipped.push(`${name}: ${attempt.reason}`);
+  }
+  if (request === 'auto') {
+    throw new InterleaveError(`no tfjs backend could start (${skipped.join('; ')})`);
+  }
+  throw new InterleaveError(`${requestedBy} asks for backend '${request}', which is not available here: ${skipped[0]}`);
+}
+
+/** The backend request from `INTERLEAVE_BACKEND`, if set; it overrides the config. */
+export function backendFromEnvironment(): BackendRequest | undefined {
+  const value = process.env.INTERLEAVE_BACKEND;
+  if (value === undefined || value === '') return undefined;
+  const allowed: readonly string[] = [...AUTO_ORDER, 'auto'];
+  if (!allowed.includes(value)) {
+    throw new InterleaveError(`INTERLEAVE_BACKEND='${value}' is not one of ${allowed.join(', ')}`);
+  }
+  return value as BackendRequest;
+}
+
+const ATTEMPTS: Record<BackendName, () => Promise<Attempt>> = {
+  tensorflow: startTensorflow,
+  webgpu: startWebgpu,
+  wasm: startWasm,
+  cpu: startCpu,
+};
+
+async function startCpu(): Promise<Attempt> {
+  if (!(await setBackendQuietly('cpu'))) return fail('did not start');
+  // The cpu backend greets its first tensor with advice to install tfjs-node; `auto` has
+  // already said why that is not in use.
+  (tf.backend() as { firstUse?: boolean }).firstUse = false;
+  return { ok: true, detail: 'cpu (pure JS)' };
+}
+
+async function startTensorflow(): Promise<Attempt> {
+  const reasons: string[] = [];
+  for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    // Importing a package whose native addon is missing registers half its kernels and then
+    // throws; checking for the addon first keeps the process clean for the next candidate.
+    const addon = findNativeAddon(pkg);
+    if (addon === undefined) {
+      reasons.push(`${pkg} is not installed with its native addon (libtensorflow is fetched at install time)`);
+      continue;
+    }
+    try {
+      await import(pkg);
+      if (await setBackendQuietly('tensorflow')) return { ok: true, detail: `tensorflow (${pkg})` };
+      reasons.push(`${pkg} loaded but its backend did not start`);
+    } catch (error) {
+      reasons.push(`${pkg} failed to load: ${firstLine(error)}`);
+    }
+  }
+  return fail(reasons.join('; '));
+}
+
+function findNativeAddon(pkg: string): string | undefined {
+  let root: string;
+  try {
+    root = dirname(require.resolve(`${pkg}/package.json`));
+  } catch {
+    return undefined;
+  }
+  const lib = join(root, 'lib');
+  if (!existsSync(lib)) return undefined;
+  for (const entry of readdirSync(lib)) {
+    const addon = join(lib, entry, 'tfjs_binding.node');
+    if (entry.startsWith('napi-v') && existsSync(addon)) return addon;
+  }
+  return undefined;
+}
+
+async function startWebgpu(): Promise<Attempt> {
+  // Dawn prints a warning to stderr when it cannot load Vulkan; look for the loader first.
+  if (!hasVulkanLoader()) return fail('no Vulkan loader (libvulkan.so.1) on this machine');
+  try {
+    const { create, globals } = await import('webgpu');
+    const gpu = create([]);
+    const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+    if (adapter === null) return fail('no GPU adapter found');
+    Object.assign(globalThis, globals);
+    Object.defineProperty(globalThis, 'navigator', {
+      value: { gpu, userAgent: 'node' },
+      configurable: true,
+      writable: true,
+    });
+    await import('@tensorflow/tfjs-backend-webgpu');
+    if (!(await setBackendQuietly('webgpu'))) return fail('the GPU adapter was found but tfjs-webgpu did not start');
+    const info = (adapter as { info?: { vendor?: string; device?: string; description?: string } }).info;
+    const gpuName = info?.description || info?.device || info?.vendor || 'GPU';
+    return { ok: true, detail: `webgpu (Dawn, ${gpuName})` };
+  } catch (error) {
+    return fail(`failed to start: ${firstLine(error)}`);
+  }
+}
+
+function hasVulkanLoader(): boolean {
+  const dirs = [
+    ...(process.env.LD_LIBRARY_PATH ?? '').split(delimiter).filter(Boolean),
+    '/usr/lib/x86_64-linux-gnu',
+    '/usr/lib/aarch64-linux-gnu',
+    '/lib/x86_64-linux-gnu',
+    '/usr/lib64',
+    '/usr/lib',
+    '/usr/local/lib',
+  ];
+  return dirs.some((dir) => existsSync(join(dir, 'libvulkan.so.1')));
+}
+
+async function startWasm(): Promise<Attempt> {
+  try {
+    const wasm = await import('@tensorflow/tfjs-backend-wasm');
+    if (!(await setBackendQuietly('wasm'))) return fail('did not start');
+    return { ok: true, detail: `wasm (${wasm.getThreadsCount()} thread${wasm.getThreadsCount() === 1 ? '' : 's'})` };
+  } catch (error) {
+    return fail(`failed to load: ${firstLine(error)}`);
+  }
+}
+
+/** tfjs logs its own warnings when a backend fails to initialise; ours say it better. */
+async function setBackendQuietly(name: string): Promise<boolean> {
+  const warn = console.warn;
+  console.warn = () => {};
+  try {
+    return await tf.setBackend(name);
+  } catch {
+    return false;
+  } finally {
+    console.warn = warn;
+  }
+}
+
+function fail(reason: string): Attempt {
+  return { ok: false, reason };
+}
+
+function firstLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.split('\n')[0] ?? message;
+}

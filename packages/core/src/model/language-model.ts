@@ -1,0 +1,136 @@
+import * as tf from '@tensorflow/tfjs';
+import type { Container } from 'inversify';
+import type { BackendCapabilities } from '../backend/capabilities.js';
+import type { ModelConfig } from '../config/schema.js';
+import { InterleaveError } from '../errors.js';
+import { matmul } from '../ops/matmul.js';
+import type { SeededRandom } from '../random/seeded-random.js';
+import type { Mixer, MixerState, MlpFactory, NormFactory, PositionwiseLayer } from '../registry/block-definition.js';
+import { TOKENS } from '../registry/tokens.js';
+import { embeddingLookup } from './embedding.js';
+import { normalInit } from './initializers.js';
+import { ParameterStore } from './parameter-store.js';
+import type { ResolvedLayer } from './resolve-layers.js';
+
+interface ResidualLayer {
+  readonly norm: PositionwiseLayer;
+  readonly mixer: Mixer;
+  readonly mlp: { readonly norm: PositionwiseLayer; readonly layer: PositionwiseLayer } | null;
+}
+
+/** The recurrent state of the whole model: one mixer state per layer. */
+export interface ModelState {
+  readonly layers: MixerState[];
+}
+
+/**
+ * tokens [B, L] → embedding → pre-norm residual layers → RMSNorm → tied or untied head → logits
+ * [B, L, V] (SPEC §1). Parameters are named as in PyTorch: `embedding.weight`,
+ * `layers.<i>.norm.weight`, `layers.<i>.mixer.*`, `layers.<i>.mlp_norm.weight`, `layers.<i>.mlp.*`,
+ * `norm_f.weight`, `lm_head.weight` (untied only).
+ */
+export class LanguageModel {
+  private constructor(
+    readonly config: ModelConfig,
+    readonly parameters: ParameterStore,
+    private readonly backend: BackendCapabilities,
+    private readonly embedding: tf.Variable,
+    private readonly layers: readonly ResidualLayer[],
+    private readonly finalNorm: PositionwiseLayer,
+    private readonly head: tf.Variable,
+  ) {}
+
+  /** Builds the model from resolved layers, with every parameter drawn from `rng`. */
+  static build(options: {
+    container: Container;
+    config: ModelConfig;
+    layers: readonly ResolvedLayer[];
+    rng: SeededRandom;
+    backend: BackendCapabilities;
+  }): LanguageModel {
+    const { container, config, rng, backend } = options;
+    if (!container.isBound(TOKENS.NormFactory) || !container.isBound(TOKENS.MlpFactory)) {
+      throw new InterleaveError('no norm or MLP is registered: load @interleave/blocks (registerBuiltinBlocks) first');
+    }
+    const norms = container.get<NormFactory>(TOKENS.NormFactory);
+    const mlps = container.get<MlpFactory>(TOKENS.MlpFactory);
+    const store = new ParameterStore(rng.fork('parameters'));
+    const root = store.root();
+    const dModel = config.d_model;
+    const component = (name: string) => ({ dModel, params: root.scope(name), rng: rng.fork(name) });
+    try {
+      const embedding = root.create('embedding.weight', [config.vocab_size, dModel], normalInit(0.02));
+      const layers = options.layers.map((layer, index): ResidualLayer => {
+        const prefix = `layers.${index}`;
+        const norm = norms.create(component(`${prefix}.norm`), config.norm_eps);
+        const mixer = layer.block.create({ ...component(`${prefix}.mixer`), backend }, layer.config);
+        const mlp = layer.mlp
+          ? {
+              norm: norms.create(component(`${prefix}.mlp_norm`), config.norm_eps),
+              layer: mlps.create(component(`${prefix}.mlp`), layer.mlp),
+            }
+          : null;
+        return { norm, mixer, mlp };
+      });
+      const finalNorm = norms.create(component('norm_f'), config.norm_eps);
+      const head = config.tie_embeddings
+        ? embedding
+        : root.create('lm_head.weight', [config.vocab_size, dModel], normalInit(0.02));
+      return new LanguageModel(config, store, backend, embedding, layers, finalNorm, head);
+    } catch (error) {
+      store.dispose();
+      throw error;
+    }
+  }
+
+  /** tokens [B, L] int32 → logits [B, L, V]. */
+  forward(tokens: tf.Tensor2D): tf.Tensor3D {
+    return tf.tidy(() => {
+      let x = embeddingLookup(this.embedding as tf.Tensor2D, tokens, this.backend) as tf.Tensor3D;
+      for (const layer of this.layers) {
+        x = x.add(layer.mixer.forward(layer.norm.apply(x)));
+        if (layer.mlp) x = x.add(layer.mlp.layer.apply(layer.mlp.norm.apply(x)));
+      }
+      return this.logits(this.finalNorm.apply(x));
+    });
+  }
+
+  initState(batchSize: number): ModelState {
+    return { layers: this.layers.map((layer) => layer.mixer.initState(batchSize)) };
+  }
+
+  /** One token per sequence: tokens [B] int32 → logits [B, V] and the next state (the old one is kept). */
+  step(tokens: tf.Tensor1D, state: ModelState): { logits: tf.Tensor2D; state: ModelState } {
+    const next: MixerState[] = [];
+    const logits = tf.tidy(() => {
+      let x = embeddingLookup(this.embedding as tf.Tensor2D, tokens, this.backend) as tf.Tensor2D;
+      this.layers.forEach((layer, index) => {
+        const out = layer.mixer.step(layer.norm.apply(x), state.layers[index] as MixerState);
+        keepState(out.state);
+        next.push(out.state);
+        x = x.add(out.y);
+        if (layer.mlp) x = x.add(layer.mlp.layer.apply(layer.mlp.norm.apply(x)));
+      });
+      return this.logits(this.finalNorm.apply(x));
+    });
+    return { logits, state: { layers: next } };
+  }
+
+  dispose(): void {
+    this.parameters.dispose();
+  }
+
+  private logits<T extends tf.Tensor2D | tf.Tensor3D>(hidden: T): T {
+    const shape = hidden.shape;
+    const dModel = this.config.d_model;
+    const flat = matmul(hidden.reshape([-1, dModel]), this.head, false, true);
+    return flat.reshape([...shape.slice(0, -1), this.config.vocab_size]) as T;
+  }
+}
+
+function keepState(state: MixerState): void {
+  for (const value of Object.values(state)) {
+    if (value instanceof tf.Tensor) tf.keep(value);
+    else if (typeof value === 'object') keepState(value);
+  }
+}

@@ -1,0 +1,38 @@
+import type { Container } from 'inversify';
+import { ConfigError } from '../config/config-error.js';
+import { expandLayers } from '../config/layers.js';
+import type { LoadedConfig } from '../config/load-config.js';
+import type { MlpConfig } from '../config/schema.js';
+import type { BlockDefinition } from '../registry/block-definition.js';
+import type { BlockRegistry } from '../registry/container.js';
+import { TOKENS } from '../registry/tokens.js';
+
+/** One residual layer, its block found in the registry and its keys checked by the block's schema. */
+export interface ResolvedLayer {
+  readonly block: BlockDefinition<unknown>;
+  readonly config: unknown;
+  readonly mlp: MlpConfig | null;
+  /** Where the layer was written, e.g. `model.layers[0].pattern[1]`. */
+  readonly path: ReadonlyArray<string | number>;
+}
+
+/**
+ * Expands `repeat`/`pattern` and validates every layer against its block's own schema, so a
+ * typo in any layer is reported with its file, key path and line before anything is built.
+ */
+export function resolveLayers(loaded: LoadedConfig, container: Container): ResolvedLayer[] {
+  const registry = container.get<BlockRegistry>(TOKENS.BlockRegistry);
+  return expandLayers(loaded.config.model.layers).map(({ entry, path }) => {
+    const { block: name, mlp, ...blockKeys } = entry;
+    const block = registry.get(name);
+    if (block === undefined) {
+      throw new ConfigError(
+        `unknown block '${name}' (registered blocks: ${registry.names().join(', ') || 'none'}; plugins: can add more)`,
+        [...path, 'block'],
+        loaded.locate([...path, 'block']),
+      );
+    }
+    const config = loaded.validate(block.schema, blockKeys, path);
+    return { block, config, mlp: mlp ?? null, path };
+  });
+}

@@ -1,0 +1,10 @@
+export {
+  decodeSafetensors,
+  encodeSafetensors,
+  readSafetensorsFile,
+  type SafetensorsContents,
+  type SafetensorsDtype,
+  type TensorRecord,
+  type TypedArray,
+  writeSafetensorsFile,
+} from './safetensors.js';

@@ -1,0 +1,285 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { appendFile, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { InterleaveError } from '../errors.js';
+import { writeFileAtomic } from '../io/atomic-write.js';
+import {
+  describeFsError,
+  type ExperimentInfo,
+  ensureStoreRoot,
+  findOrCreateExperiment,
+  META_FILE,
+} from './file-store-experiments.js';
+import {
+  formatMetricLine,
+  RUN_STATUS_CODES,
+  resolveFileStoreRoot,
+  toFileUri,
+  toMetaYaml,
+} from './file-store-format.js';
+import { validateArtifactPath, validateKey, validateValueLength } from './mlflow-names.js';
+import type { OpenRunOptions, RunStatus, Tracker } from './tracker.js';
+
+/** `source_type` in run meta.yaml: MLflow's SourceType.LOCAL. */
+const SOURCE_TYPE_LOCAL = 4;
+const RUN_NAME_TAG = 'mlflow.runName';
+
+/**
+ * Opens a new run in MLflow's file store (SPEC §5): resolves the store root from `options.uri`,
+ * creates the store and the experiment when missing, and writes the run's folder.
+ */
+export async function openFileStoreRun(options: OpenRunOptions): Promise<Tracker> {
+  const root = resolveFileStoreRoot(options.uri);
+  await ensureStoreRoot(root);
+  const experiment = await findOrCreateExperiment(root, options.experiment);
+  return FileStoreRun.create(experiment, options.runName, options.user ?? currentUser());
+}
+
+interface RunMeta {
+  runName: string;
+  status: RunStatus;
+  startTime: number;
+  endTime: number | null;
+}
+
+class FileStoreRun implements Tracker {
+  private ended = false;
+  private metaWrites: Promise<void> = Promise.resolve();
+
+  private constructor(
+    readonly runId: string,
+    readonly experimentId: string,
+    readonly artifactLocation: string,
+    private readonly directory: string,
+    private readonly userId: string,
+    private readonly meta: RunMeta,
+  ) {}
+
+  static async create(experiment: ExperimentInfo, runName: string, userId: string): Promise<FileStoreRun> {
+    const runId = randomUUID().replaceAll('-', '');
+    const directory = join(experiment.directory, runId);
+    const run = new FileStoreRun(
+      runId,
+      experiment.experimentId,
+      artifactDirectory(experiment, runId),
+      directory,
+      userId,
+      {
+        runName,
+        status: 'RUNNING',
+        startTime: Date.now(),
+        endTime: null,
+      },
+    );
+    try {
+      await mkdir(directory);
+      // MLflow's reader skips a run folder that lacks metrics/, params/ or artifacts/.
+      for (const folder of ['metrics', 'params', 'artifacts', 'tags']) await mkdir(join(directory, folder));
+      await mkdir(run.artifactLocation, { recursive: true });
+    } catch (error) {
+      throw new InterleaveError(`cannot create an MLflow run in ${experiment.directory}: ${describeFsError(error)}`);
+    }
+    await run.writeTags({ [RUN_NAME_TAG]: runName, 'mlflow.user': userId, 'mlflow.source.type': 'LOCAL' });
+    // meta.yaml last: readers skip a run folder without it, so they never see a half-made run.
+    await run.writeMeta();
+    return run;
+  }
+
+  async logParams(params: Record<string, string | number | boolean>): Promise<void> {
+    this.assertOpen();
+    const entries = Object.entries(params).map(([key, value]) => [key, String(value)] as const);
+    for (const [key, value] of entries) {
+      validateKey('param', key);
+      validateValueLength('param', key, value);
+    }
+    for (const [key, value] of entries) await this.writeParam(key, value);
+  }
+
+  async logMetrics(metrics: Record<string, number>, step: number, timestampMs: number = Date.now()): Promise<void> {
+    this.assertOpen();
+    if (!Number.isSafeInteger(step)) throw new InterleaveError(`MLflow metric step must be an integer, got ${step}`);
+    if (!Number.isSafeInteger(timestampMs) || timestampMs < 0) {
+      throw new InterleaveError(`MLflow metric timestamp must be whole epoch milliseconds, got ${timestampMs}`);
+    }
+    const entries = Object.entries(metrics);
+    for (const [key, value] of entries) {
+      validateKey('metric', key);
+      if (typeof value !== 'number')
+        throw new InterleaveError(`MLflow metric '${key}' must be a number, got ${typeof value}`);
+    }
+    for (const [key, value] of entries) {
+      const path = join(this.directory, 'metrics', key);
+      await this.keyedWrite('metric', key, async () => {
+        await mkdir(dirname(path), { recursive: true });
+        await appendFile(path, formatMetricLine({ timestamp: timestampMs, value, step }));
+      });
+    }
+  }
+
+  async setTags(tags: Record<string, string>): Promise<void> {
+    this.assertOpen();
+    await this.writeTags(tags);
+    const runName = tags[RUN_NAME_TAG];
+    // MLflow keeps meta.yaml's run_name in step with the tag; so must we.
+    if (runName !== undefined && runName !== this.meta.runName) {
+      this.meta.runName = runName;
+      await this.writeMeta();
+    }
+  }
+
+  async logArtifact(relativePath: string, data: Uint8Array | string): Promise<void> {
+    this.assertOpen();
+    validateArtifactPath(relativePath);
+    try {
+      await writeFileAtomic(join(this.artifactLocation, relativePath), data);
+    } catch (error) {
+      throw new InterleaveError(
+        `cannot write artifact '${relativePath}' of run ${this.runId}: ${describeFsError(error)}`,
+      );
+    }
+  }
+
+  async end(status: Exclude<RunStatus, 'RUNNING' | 'SCHEDULED'>): Promise<void> {
+    this.assertOpen();
+    if (status !== 'FINISHED' && status !== 'FAILED' && status !== 'KILLED') {
+      throw new InterleaveError(`a run can end as FINISHED, FAILED or KILLED, not ${String(status)}`);
+    }
+    this.ended = true;
+    this.meta.status = status;
+    // A clock stepping back must not give MLflow a run that ends before it starts.
+    this.meta.endTime = Math.max(Date.now(), this.meta.startTime);
+    await this.writeMeta();
+  }
+
+  private assertOpen(): void {
+    if (this.ended) throw new Error(`MLflow run ${this.runId} has already ended`);
+  }
+
+  private async writeParam(key: string, value: string): Promise<void> {
+    const path = join(this.directory, 'params', key);
+    await this.keyedWrite('param', key, async () => {
+      await mkdir(dirname(path), { recursive: true });
+      try {
+        // Exclusive create makes write-once hold even between processes.
+        await writeFile(path, value, { flag: 'wx' });
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        const previous = await readFile(path, 'utf8');
+        if (previous !== value) {
+          throw new InterleaveError(
+            `MLflow param '${key}' was already logged as '${previous}' in run ${this.runId}; params are write-once (tried '${value}')`,
+          );
+        }
+      }
+    });
+  }
+
+  private async writeTags(tags: Record<string, string>): Promise<void> {
+    const entries = Object.entries(tags);
+    for (const [key, value] of entries) {
+      validateKey('tag', key);
+      if (typeof value !== 'string') throw new InterleaveError(`MLflow tag '${key}' must be a string`);
+      validateValueLength('tag', key, value);
+    }
+    for (const [key, value] of entries) {
+      const path = join(this.directory, 'tags', key);
+      await this.keyedWrite('tag', key, async () => {
+        await mkdir(dirname(path), { recursive: true });
+        await this.replaceFile(path, value);
+      });
+    }
+  }
+
+  /**
+   * Tags can be rewritten, so they are replaced by rename; the temporary file sits in the run
+   * folder, not in `tags/`, because MLflow reads every file under `tags/` as a tag, and a
+   * leftover from a crash would become one.
+   */
+  private async replaceFile(path: string, data: string): Promise<void> {
+    const temporary = join(this.directory, `.tag-${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+    try {
+      await writeFile(temporary, data);
+      await rename(temporary, path);
+    } catch (error) {
+      await rm(temporary, { force: true });
+      throw error;
+    }
+  }
+
+  /** Runs a write under `metrics|params|tags/<key>`, turning file system failures into one-line errors. */
+  private async keyedWrite(kind: 'param' | 'metric' | 'tag', key: string, write: () => Promise<void>): Promise<void> {
+    try {
+      await write();
+    } catch (error) {
+      if (error instanceof InterleaveError) throw error;
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EISDIR' || code === 'ENOTDIR' || code === 'EEXIST') {
+        throw new InterleaveError(
+          `MLflow ${kind} key '${key}' clashes with another key: one name cannot be both a value and a folder of '/'-separated keys`,
+        );
+      }
+      throw new InterleaveError(`cannot write MLflow ${kind} '${key}' of run ${this.runId}: ${describeFsError(error)}`);
+    }
+  }
+
+  /** Rewrites meta.yaml from the current state; writes are queued so the newest state lands last. */
+  private writeMeta(): Promise<void> {
+    const write = this.metaWrites.then(() =>
+      writeFileAtomic(join(this.directory, META_FILE), toMetaYaml(this.metaRecord())).catch((error: unknown) => {
+        throw new InterleaveError(`cannot write meta.yaml of MLflow run ${this.runId}: ${describeFsError(error)}`);
+      }),
+    );
+    this.metaWrites = write.catch(() => undefined);
+    return write;
+  }
+
+  private metaRecord(): Record<string, unknown> {
+    return {
+      artifact_uri: toFileUri(this.artifactLocation),
+      end_time: this.meta.endTime,
+      entry_point_name: '',
+      experiment_id: this.experimentId,
+      lifecycle_stage: 'active',
+      run_id: this.runId,
+      run_name: this.meta.runName,
+      run_uuid: this.runId,
+      source_name: '',
+      source_type: SOURCE_TYPE_LOCAL,
+      source_version: '',
+      start_time: this.meta.startTime,
+      status: RUN_STATUS_CODES[this.meta.status],
+      tags: [],
+      user_id: this.userId,
+    };
+  }
+}
+
+/**
+ * Where MLflow puts a run's artifacts: `<experiment artifact_location>/<run_id>/artifacts`,
+ * which is normally inside the store but follows the experiment's setting when MLflow made it.
+ */
+function artifactDirectory(experiment: ExperimentInfo, runId: string): string {
+  const location = experiment.artifactLocation || toFileUri(experiment.directory);
+  if (!location.startsWith('file:') && !location.startsWith('/')) {
+    throw new InterleaveError(
+      `MLflow experiment '${experiment.name}' stores artifacts at ${location}; the file store writer can only write local artifacts`,
+    );
+  }
+  const base = location.startsWith('file:') ? fileURLToPath(location) : location;
+  return join(base, runId, 'artifacts');
+}
+
+/** Like Python's getpass.getuser(), which is what MLflow records. */
+function currentUser(): string {
+  for (const variable of ['LOGNAME', 'USER', 'LNAME', 'USERNAME']) {
+    const value = process.env[variable];
+    if (value) return value;
+  }
+  try {
+    return userInfo().username;
+  } catch {
+    return 'unknown';
+  }
+}

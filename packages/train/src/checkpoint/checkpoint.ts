@@ -1,0 +1,67 @@
+import { join } from 'node:path';
+import {
+  InterleaveError,
+  type LanguageModel,
+  readSafetensorsFile,
+  type TensorRecord,
+  writeFileAtomic,
+  writeSafetensorsFile,
+} from '@interleave/core';
+import * as tf from '@tensorflow/tfjs';
+import type { Trainer } from '../trainer/trainer.js';
+
+export const MODEL_FILE = 'model.safetensors';
+export const OPTIMIZER_FILE = 'optimizer.safetensors';
+export const TRAINER_FILE = 'trainer.json';
+
+/** `trainer.json` (SPEC §7): where training stands, so a resumed run continues exactly. */
+export interface TrainerState {
+  step: number;
+  /** Index of the next training batch; batches are a pure function of (seed, index). */
+  data_position: number;
+  seed: number;
+  config_hash: string;
+  backend: string;
+}
+
+function records(tensors: Record<string, tf.Tensor>): Record<string, TensorRecord> {
+  const out: Record<string, TensorRecord> = {};
+  for (const [name, tensor] of Object.entries(tensors)) {
+    out[name] = { dtype: 'F32', shape: [...tensor.shape], data: tensor.dataSync() as Float32Array };
+  }
+  return out;
+}
+
+/** The model's weights, PyTorch-style names and layouts (SPEC §7). */
+export async function writeModelWeights(path: string, model: LanguageModel, metadata: Record<string, string> = {}) {
+  const tensors: Record<string, tf.Tensor> = {};
+  for (const { name, variable } of model.parameters.list()) tensors[name] = variable;
+  await writeSafetensorsFile(path, records(tensors), { format: 'pt', ...metadata });
+}
+
+/**
+ * Writes model, optimizer and trainer state into `directory`, each file atomically; the
+ * trainer state goes last, so a crash mid-way leaves the previous complete checkpoint's
+ * step description pointing at files at least as new.
+ */
+export async function writeCheckpoint(directory: string, trainer: Trainer, state: TrainerState): Promise<void> {
+  const metadata = { step: String(state.step), config_hash: state.config_hash };
+  await writeModelWeights(join(directory, MODEL_FILE), trainer.model, metadata);
+  await writeSafetensorsFile(join(directory, OPTIMIZER_FILE), records(trainer.optimizer.stateTensors()), metadata);
+  await writeFileAtomic(join(directory, TRAINER_FILE), `${JSON.stringify(state, null, 2)}\n`);
+}
+
+/** Loads named tensors into the variables with the same names; every name must match in shape. */
+export async function loadTensorsInto(path: string, targets: Record<string, tf.Variable>): Promise<void> {
+  const { tensors } = await readSafetensorsFile(path);
+  for (const [name, variable] of Object.entries(targets)) {
+    const record = tensors[name];
+    if (record === undefined) throw new InterleaveError(`${path}: no tensor named '${name}'`);
+    if (record.shape.join(',') !== variable.shape.join(',')) {
+      throw new InterleaveError(
+        `${path}: '${name}' has shape [${record.shape}], the model expects [${variable.shape}]`,
+      );
+    }
+    tf.tidy(() => variable.assign(tf.tensor(record.data as Float32Array, record.shape, 'float32')));
+  }
+}

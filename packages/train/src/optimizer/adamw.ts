@@ -1,0 +1,84 @@
+import type { NamedParameter } from '@interleave/core';
+import * as tf from '@tensorflow/tfjs';
+
+export interface AdamWOptions {
+  betas: readonly [number, number];
+  eps: number;
+  weightDecay: number;
+}
+
+interface Moments {
+  readonly parameter: NamedParameter;
+  readonly firstMoment: tf.Variable;
+  readonly secondMoment: tf.Variable;
+}
+
+/**
+ * AdamW (Loshchilov & Hutter) as PyTorch implements it: the decay is decoupled
+ * (p ← p − lr·wd·p before the Adam update) and applies only to parameters marked `decay`
+ * (norms, biases, `A_log` and `D` are not).
+ */
+export class AdamW {
+  private readonly moments: Moments[];
+  /** Number of updates applied so far (PyTorch's `step`). */
+  stepCount = 0;
+
+  constructor(
+    parameters: readonly NamedParameter[],
+    private readonly options: AdamWOptions,
+  ) {
+    this.moments = parameters.map((parameter) => ({
+      parameter,
+      firstMoment: zeroVariableLike(parameter.variable),
+      secondMoment: zeroVariableLike(parameter.variable),
+    }));
+  }
+
+  /** Applies one update; `gradients` maps parameter names to gradients (not disposed here). */
+  apply(gradients: Readonly<Record<string, tf.Tensor>>, learningRate: number): void {
+    this.stepCount += 1;
+    const [beta1, beta2] = this.options.betas;
+    const correction1 = 1 - beta1 ** this.stepCount;
+    const correction2 = 1 - beta2 ** this.stepCount;
+    tf.tidy(() => {
+      for (const { parameter, firstMoment, secondMoment } of this.moments) {
+        const gradient = gradients[parameter.name];
+        if (gradient === undefined) continue;
+        const m = firstMoment.mul(beta1).add(gradient.mul(1 - beta1));
+        const v = secondMoment.mul(beta2).add(gradient.square().mul(1 - beta2));
+        firstMoment.assign(m);
+        secondMoment.assign(v);
+        const decayed =
+          parameter.decay && this.options.weightDecay > 0
+            ? parameter.variable.mul(1 - learningRate * this.options.weightDecay)
+            : parameter.variable;
+        const denominator = v.div(correction2).sqrt().add(this.options.eps);
+        parameter.variable.assign(decayed.sub(m.div(denominator).mul(learningRate / correction1)));
+      }
+    });
+  }
+
+  /** Moment tensors by name (`<param>.exp_avg`, `<param>.exp_avg_sq`), for checkpoints. */
+  stateTensors(): Record<string, tf.Variable> {
+    const out: Record<string, tf.Variable> = {};
+    for (const { parameter, firstMoment, secondMoment } of this.moments) {
+      out[`${parameter.name}.exp_avg`] = firstMoment;
+      out[`${parameter.name}.exp_avg_sq`] = secondMoment;
+    }
+    return out;
+  }
+
+  dispose(): void {
+    for (const { firstMoment, secondMoment } of this.moments) {
+      firstMoment.dispose();
+      secondMoment.dispose();
+    }
+  }
+}
+
+function zeroVariableLike(tensor: tf.Tensor): tf.Variable {
+  const zeros = tf.zerosLike(tensor);
+  const variable = tf.variable(zeros, false);
+  zeros.dispose();
+  return variable;
+}

@@ -1,0 +1,49 @@
+import { registerBuiltinBlocks } from '@interleave/blocks';
+import {
+  applyPlugin,
+  ConfigError,
+  type Container,
+  createContainer,
+  type LoadedConfig,
+  loadConfig,
+  loadPlugins,
+  type ResolvedLayer,
+  resolveLayers,
+  type TaskDefinition,
+  type TaskRegistry,
+  TOKENS,
+} from '@interleave/core';
+import { registerBuiltinTasks } from '@interleave/eval';
+
+/** A config that has been fully checked — file, plugins, every layer, the task — before any tensor exists. */
+export interface PreparedRun {
+  readonly loaded: LoadedConfig;
+  readonly container: Container;
+  readonly layers: readonly ResolvedLayer[];
+  readonly task: { readonly definition: TaskDefinition<unknown>; readonly config: unknown };
+}
+
+/** config → container: loads and validates everything a run needs, failing fast with file:line errors. */
+export async function prepareRun(configFile: string, overrides: readonly string[] = []): Promise<PreparedRun> {
+  const loaded = await loadConfig(configFile, [...overrides]);
+  const container = createContainer();
+  await applyPlugin(container, registerBuiltinBlocks);
+  await applyPlugin(container, registerBuiltinTasks);
+  await loadPlugins(container, loaded.config.plugins, (index) => loaded.locate(['plugins', index]));
+  const layers = resolveLayers(loaded, container);
+  return { loaded, container, layers, task: resolveTask(loaded, container) };
+}
+
+function resolveTask(loaded: LoadedConfig, container: Container): PreparedRun['task'] {
+  const registry = container.get<TaskRegistry>(TOKENS.TaskRegistry);
+  const { name, ...keys } = loaded.config.task;
+  const definition = registry.get(name);
+  if (definition === undefined) {
+    throw new ConfigError(
+      `unknown task '${name}' (registered tasks: ${registry.names().join(', ')})`,
+      ['task', 'name'],
+      loaded.locate(['task', 'name']),
+    );
+  }
+  return { definition, config: loaded.validate(definition.schema, keys, ['task']) };
+}

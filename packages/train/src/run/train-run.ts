@@ -1,0 +1,189 @@
+import { execFileSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import {
+  backendFromEnvironment,
+  capabilitiesOf,
+  configHash,
+  flattenForParams,
+  InterleaveError,
+  LanguageModel,
+  openTracker,
+  SeededRandom,
+  selectBackend,
+  type Tracker,
+} from '@interleave/core';
+import { stringify } from 'yaml';
+import { MODEL_FILE, writeCheckpoint, writeModelWeights } from '../checkpoint/checkpoint.js';
+import { ProgressReporter, type ProgressStream } from '../trainer/progress.js';
+import { type EvalMetrics, Trainer } from '../trainer/trainer.js';
+import { type PreparedRun, prepareRun } from './prepare-run.js';
+
+export interface TrainRunOptions {
+  configFile: string;
+  overrides?: readonly string[];
+  /** Where progress and the summary go; defaults to stdout. */
+  output?: ProgressStream;
+  /** Set to stop training early (e.g. on SIGINT): the run ends KILLED after a checkpoint. */
+  stopSignal?: { stopped: boolean };
+}
+
+export interface TrainRunResult {
+  runId: string;
+  experimentId: string;
+  artifactLocation: string;
+  backend: string;
+  steps: number;
+  seconds: number;
+  losses: number[];
+  finalEval: EvalMetrics;
+  status: 'FINISHED' | 'KILLED';
+}
+
+/** config → container → model → trainer → tracker: one training run, logged to MLflow. */
+export async function trainFromConfig(options: TrainRunOptions): Promise<TrainRunResult> {
+  const prepared = await prepareRun(options.configFile, options.overrides);
+  return runPrepared(prepared, options);
+}
+
+async function runPrepared(prepared: PreparedRun, options: TrainRunOptions): Promise<TrainRunResult> {
+  const out = options.output ?? process.stdout;
+  const { loaded, container, layers, task } = prepared;
+  const { config } = loaded;
+  const environmentBackend = backendFromEnvironment();
+  const backend = await selectBackend(
+    environmentBackend ?? config.backend,
+    environmentBackend ? 'INTERLEAVE_BACKEND' : `${loaded.file} (backend: ${config.backend})`,
+  );
+  out.write(`backend: ${backend.detail}\n`);
+
+  const rng = new SeededRandom(config.seed);
+  const model = LanguageModel.build({
+    container,
+    config: config.model,
+    layers,
+    rng,
+    backend: capabilitiesOf(backend.name),
+  });
+  const taskInstance = task.definition.create(task.config, { vocabSize: config.model.vocab_size, seed: config.seed });
+  const trainer = new Trainer(model, taskInstance, config.train);
+  const hash = configHash(loaded.resolved);
+  const runName = config.tracking.run_name ?? config.name;
+  let tracker: Tracker | undefined;
+  try {
+    tracker = await openTracker({ uri: config.tracking.uri, experiment: config.tracking.experiment, runName });
+    out.write(
+      `model: ${layers.length} layers (${layers.map((layer) => layer.block.name).join(', ')}), ${model.parameters.count().toLocaleString('en-US')} parameters\n` +
+        `task: ${taskInstance.description}\n` +
+        `run: ${tracker.runId} (experiment '${config.tracking.experiment}', ${config.tracking.uri})\n`,
+    );
+    await tracker.setTags({
+      'interleave.backend': backend.name,
+      'interleave.backend_detail': backend.detail,
+      'interleave.config_hash': hash,
+      'interleave.config_file': loaded.file,
+      ...gitTags(loaded.file),
+    });
+    await tracker.logParams({ ...flattenForParams(loaded.resolved), 'model.parameters': model.parameters.count() });
+    await tracker.logArtifact('config.yaml', stringify(loaded.resolved));
+    const result = await trainLoop(trainer, tracker, hash, backend.name, config.seed, out, options.stopSignal);
+    await writeModelWeights(join(tracker.artifactLocation, 'checkpoint', MODEL_FILE), model, { config_hash: hash });
+    await tracker.end(result.status);
+    out.write(
+      `final test accuracy ${result.finalEval.accuracy.toFixed(4)} (loss ${result.finalEval.loss.toFixed(4)}, ${result.finalEval.examples} examples) ` +
+        `after ${result.steps} steps in ${result.seconds.toFixed(1)}s on ${backend.name}\n` +
+        `weights: ${join(tracker.artifactLocation, 'checkpoint', MODEL_FILE)}\n`,
+    );
+    return {
+      ...result,
+      runId: tracker.runId,
+      experimentId: tracker.experimentId,
+      artifactLocation: tracker.artifactLocation,
+      backend: backend.name,
+    };
+  } catch (error) {
+    await tracker?.end('FAILED').catch(() => undefined);
+    throw error;
+  } finally {
+    trainer.dispose();
+    model.dispose();
+  }
+}
+
+async function trainLoop(
+  trainer: Trainer,
+  tracker: Tracker,
+  hash: string,
+  backendName: string,
+  seed: number,
+  out: ProgressStream,
+  stopSignal: { stopped: boolean } | undefined,
+) {
+  const { steps, eval_every: evalEvery, checkpoint_every: checkpointEvery, log_every: logEvery } = trainer.train;
+  const progress = new ProgressReporter(out, steps, logEvery, trainer.stepsDone);
+  const losses: number[] = [];
+  const pending: Record<string, number>[] = [];
+  const flush = async (step: number) => {
+    for (const metrics of pending.splice(0)) await tracker.logMetrics(metrics, step);
+  };
+  const checkpoint = async () =>
+    writeCheckpoint(join(tracker.artifactLocation, 'checkpoint'), trainer, {
+      step: trainer.stepsDone,
+      data_position: trainer.stepsDone,
+      seed,
+      config_hash: hash,
+      backend: backendName,
+    });
+  let finalEval: EvalMetrics | undefined;
+  while (trainer.stepsDone < steps && !stopSignal?.stopped) {
+    const metrics = trainer.trainStep();
+    losses.push(metrics.loss);
+    progress.update(metrics);
+    if (!Number.isFinite(metrics.loss)) {
+      throw new InterleaveError(`loss became ${metrics.loss} at step ${metrics.step}; lower train.optimizer.lr`);
+    }
+    await tracker.logMetrics(
+      {
+        'train/loss': metrics.loss,
+        'train/accuracy': metrics.accuracy,
+        'train/grad_norm': metrics.gradNorm,
+        'train/lr': metrics.learningRate,
+        'train/tokens_per_second': progress.tokensPerSecond,
+      },
+      metrics.step,
+    );
+    const last = metrics.step === steps;
+    if ((evalEvery !== null && metrics.step % evalEvery === 0) || last) {
+      const evaluation = trainer.evaluate();
+      finalEval = evaluation;
+      progress.log(
+        `eval @ step ${metrics.step}: test loss ${evaluation.loss.toFixed(4)}, accuracy ${evaluation.accuracy.toFixed(4)}`,
+      );
+      pending.push({ 'eval/loss': evaluation.loss, 'eval/accuracy': evaluation.accuracy });
+      await flush(metrics.step);
+    }
+    if (checkpointEvery !== null && metrics.step % checkpointEvery === 0 && !last) await checkpoint();
+  }
+  progress.finish();
+  const status = trainer.stepsDone < steps ? ('KILLED' as const) : ('FINISHED' as const);
+  if (finalEval === undefined) {
+    finalEval = trainer.evaluate();
+    await tracker.logMetrics({ 'eval/loss': finalEval.loss, 'eval/accuracy': finalEval.accuracy }, trainer.stepsDone);
+  }
+  await checkpoint();
+  return { steps: trainer.stepsDone, seconds: progress.elapsedSeconds, losses, finalEval, status };
+}
+
+/** The git commit of the config's checkout, as MLflow's own clients tag it; none outside git. */
+function gitTags(configFile: string): Record<string, string> {
+  try {
+    const commit = execFileSync('git', ['rev-parse', 'HEAD'], {
+      cwd: dirname(configFile),
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
+      .toString()
+      .trim();
+    return commit ? { 'mlflow.source.git.commit': commit } : {};
+  } catch {
+    return {};
+  }
+}

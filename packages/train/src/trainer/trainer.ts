@@ -1,0 +1,138 @@
+import type { LanguageModel, Task, TokenBatch, TrainConfig } from '@interleave/core';
+import * as tf from '@tensorflow/tfjs';
+import { AdamW } from '../optimizer/adamw.js';
+import { clipByGlobalNorm } from '../optimizer/clip-gradients.js';
+import { learningRateAt } from '../optimizer/schedule.js';
+import { maskedCorrect, maskedCrossEntropy, type Supervision } from './objective.js';
+
+export interface StepMetrics {
+  /** The update just applied, 1-based. */
+  readonly step: number;
+  readonly loss: number;
+  readonly accuracy: number;
+  readonly gradNorm: number;
+  readonly learningRate: number;
+  readonly tokens: number;
+}
+
+export interface EvalMetrics {
+  readonly loss: number;
+  readonly accuracy: number;
+  readonly examples: number;
+}
+
+/**
+ * Runs updates of a model on a task: seeded data order, AdamW, warm-up + decay schedule,
+ * global-norm clipping. Every tensor it makes is disposed before `trainStep` returns.
+ */
+export class Trainer {
+  readonly optimizer: AdamW;
+  /** Updates applied so far; also the index of the next training batch. */
+  private completed = 0;
+
+  constructor(
+    readonly model: LanguageModel,
+    readonly task: Task,
+    readonly train: TrainConfig,
+  ) {
+    const { betas, eps, weight_decay: weightDecay } = train.optimizer;
+    this.optimizer = new AdamW(model.parameters.list(), { betas, eps, weightDecay });
+  }
+
+  get stepsDone(): number {
+    return this.completed;
+  }
+
+  /** Continue after `steps` updates (used when resuming from a checkpoint). */
+  restoreProgress(steps: number): void {
+    this.completed = steps;
+    this.optimizer.stepCount = steps;
+  }
+
+  trainStep(): StepMetrics {
+    const batch = this.task.trainBatch(this.completed, this.train.batch_size);
+    const learningRate = learningRateAt(this.completed, this.train);
+    const parameters = this.model.parameters.list();
+    let correct: tf.Scalar | undefined;
+    let counted: tf.Scalar | undefined;
+    const [loss, gradNorm] = tf.tidy(() => {
+      const { inputs, supervision } = toTensors(batch);
+      const { value, grads } = tf.variableGrads(
+        () => {
+          const logits = this.model.forward(inputs);
+          const hits = maskedCorrect(logits, supervision);
+          correct = tf.keep(hits.correct);
+          counted = tf.keep(hits.counted);
+          return maskedCrossEntropy(logits, supervision);
+        },
+        parameters.map((parameter) => parameter.variable),
+      );
+      const byName: Record<string, tf.Tensor> = {};
+      for (const { name, variable } of parameters) {
+        const gradient = grads[variable.name];
+        if (gradient) byName[name] = gradient;
+      }
+      const { gradients, norm } = clipByGlobalNorm(byName, this.train.grad_clip);
+      this.optimizer.apply(gradients, learningRate);
+      return [value, norm];
+    });
+    const values = [loss, gradNorm, correct, counted].map((tensor) => (tensor as tf.Scalar).dataSync()[0] as number);
+    tf.dispose([loss, gradNorm, correct, counted] as tf.Tensor[]);
+    this.completed += 1;
+    const [lossValue, normValue, correctValue, countedValue] = values as [number, number, number, number];
+    return {
+      step: this.completed,
+      loss: lossValue,
+      accuracy: countedValue > 0 ? correctValue / countedValue : 0,
+      gradNorm: normValue,
+      learningRate,
+      tokens: batch.batchSize * batch.seqLen,
+    };
+  }
+
+  /** Loss and accuracy over the task's whole test set, counting only supervised positions. */
+  evaluate(batchSize = this.train.batch_size): EvalMetrics {
+    let lossSum = 0;
+    let correctSum = 0;
+    let countedSum = 0;
+    let examples = 0;
+    for (const batch of this.task.testBatches(batchSize)) {
+      const [loss, correct, counted] = tf.tidy(() => {
+        const { inputs, supervision } = toTensors(batch);
+        const logits = this.model.forward(inputs);
+        const hits = maskedCorrect(logits, supervision);
+        return [maskedCrossEntropy(logits, supervision), hits.correct, hits.counted];
+      });
+      const [l, c, n] = [loss, correct, counted].map((t) => (t as tf.Scalar).dataSync()[0] as number) as [
+        number,
+        number,
+        number,
+      ];
+      tf.dispose([loss, correct, counted] as tf.Tensor[]);
+      lossSum += l * n;
+      correctSum += c;
+      countedSum += n;
+      examples += batch.batchSize;
+    }
+    return {
+      loss: countedSum > 0 ? lossSum / countedSum : Number.NaN,
+      accuracy: countedSum > 0 ? correctSum / countedSum : 0,
+      examples,
+    };
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+  }
+}
+
+function toTensors(batch: TokenBatch): { inputs: tf.Tensor2D; supervision: Supervision } {
+  const shape: [number, number] = [batch.batchSize, batch.seqLen];
+  return {
+    inputs: tf.tensor2d(batch.inputs, shape, 'int32'),
+    supervision: {
+      targets: tf.tensor2d(batch.targets, shape, 'int32'),
+      mask: tf.tensor2d(batch.mask, shape, 'float32'),
+    },
+  };
+}
