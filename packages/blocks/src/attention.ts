@@ -149,7 +149,9 @@ class AttentionMixer implements Mixer<AttentionState> {
     // A ring buffer: slot position % w is overwritten. Attention does not care about key order,
     // since RoPE was applied at each key's own position before it was stored.
     const slot = state.position % window;
-    const select = tf.oneHot(tf.tensor1d([slot], 'int32'), window).reshape([1, 1, window, 1]);
+    const slotMask = new Float32Array(window);
+    slotMask[slot] = 1;
+    const select = tf.tensor4d(slotMask, [1, 1, window, 1]);
     const keep = tf.scalar(1).sub(select);
     const keys = state.keys.mul(keep).add(k.mul(select)) as tf.Tensor4D;
     const values = state.values.mul(keep).add(v.mul(select)) as tf.Tensor4D;

@@ -1,4 +1,5 @@
 export * from './checkpoint/checkpoint.js';
+export * from './checkpoint/resume.js';
 export * from './optimizer/adamw.js';
 export * from './optimizer/clip-gradients.js';
 export * from './optimizer/schedule.js';

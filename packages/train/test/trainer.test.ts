@@ -1,11 +1,11 @@
-import '@tensorflow/tfjs-backend-wasm';
+import { selectBackend } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { disposeTrainer, tinyHybridTrainer } from './support.js';
 
 describe.each(['wasm', 'cpu'])('trainer on %s', (backend) => {
   beforeAll(async () => {
-    expect(await tf.setBackend(backend)).toBe(true);
+    expect((await selectBackend(backend as 'wasm' | 'cpu')).name).toBe(backend);
   });
 
   it('leaves tf.memory().numTensors unchanged across training steps and evaluation', async () => {
@@ -36,7 +36,7 @@ describe.each(['wasm', 'cpu'])('trainer on %s', (backend) => {
 
 describe('trainer updates', () => {
   beforeAll(async () => {
-    await tf.setBackend('wasm');
+    await selectBackend('wasm');
   });
 
   it('reduces the loss on a fixed task within 40 steps', async () => {

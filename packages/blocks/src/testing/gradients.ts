@@ -372,7 +372,11 @@ async function checkTensorAt(check: TensorCheck, epsilon: number): Promise<Gradi
 
   // One random dense direction: catches a gradient that is wrong in many small coordinates
   // and, where no gradient arrived, tells an unused parameter from a broken backward pass.
+  // Unit length, so the step along it is ε in norm whatever the tensor's size: a per-coordinate
+  // ε over thousands of coordinates would be a large, nonlinear move.
   const direction = randomNormalArray(check.rng, original.length);
+  const norm = Math.hypot(...direction) || 1;
+  for (let i = 0; i < direction.length; i++) direction[i] = (direction[i] as number) / norm;
   const plus = original.map((value, i) => Math.fround(value + epsilon * (direction[i] as number)));
   const minus = original.map((value, i) => Math.fround(value - epsilon * (direction[i] as number)));
   const numericDirectional = (await check.lossWith(plus)) - (await check.lossWith(minus));

@@ -27,7 +27,7 @@ export function resolveLayers(loaded: LoadedConfig, container: Container): Resol
     const block = registry.get(name);
     if (block === undefined) {
       throw new ConfigError(
-        `unknown block '${name}' (registered blocks: ${registry.names().join(', ') || 'none'}; plugins: can add more)`,
+        `unknown block '${name}' (registered: ${registry.names().join(', ') || 'none'}; plugins can register more)`,
         [...path, 'block'],
         loaded.locate([...path, 'block']),
       );

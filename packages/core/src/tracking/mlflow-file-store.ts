@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { appendFile, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,16 +11,20 @@ import {
   ensureStoreRoot,
   findOrCreateExperiment,
   META_FILE,
+  scanExperiments,
 } from './file-store-experiments.js';
 import {
   formatMetricLine,
+  parseMetaYaml,
+  parseMetricLine,
   RUN_STATUS_CODES,
   resolveFileStoreRoot,
+  runStatusFromCode,
   toFileUri,
   toMetaYaml,
 } from './file-store-format.js';
 import { validateArtifactPath, validateKey, validateValueLength } from './mlflow-names.js';
-import type { OpenRunOptions, RunStatus, Tracker } from './tracker.js';
+import type { OpenRunOptions, ResumeRunOptions, RunStatus, Tracker } from './tracker.js';
 
 /** `source_type` in run meta.yaml: MLflow's SourceType.LOCAL. */
 const SOURCE_TYPE_LOCAL = 4;
@@ -35,6 +39,22 @@ export async function openFileStoreRun(options: OpenRunOptions): Promise<Tracker
   await ensureStoreRoot(root);
   const experiment = await findOrCreateExperiment(root, options.experiment);
   return FileStoreRun.create(experiment, options.runName, options.user ?? currentUser());
+}
+
+/**
+ * Reopens an existing run to continue it (after a crash, a kill or Ctrl-C): its status goes
+ * back to RUNNING and metric points after `afterStep` are dropped. Params stay write-once, so
+ * the resumed attempt may only log the same values again.
+ */
+export async function resumeFileStoreRun(options: ResumeRunOptions): Promise<Tracker> {
+  const root = resolveFileStoreRoot(options.uri);
+  for (const experiment of await scanExperiments(root)) {
+    const directory = join(experiment.directory, options.runId);
+    const text = await readFile(join(directory, META_FILE), 'utf8').catch(() => undefined);
+    if (text === undefined) continue;
+    return FileStoreRun.reopen(experiment, directory, parseMetaYaml(text), options.afterStep);
+  }
+  throw new InterleaveError(`no MLflow run '${options.runId}' in ${root}`);
 }
 
 interface RunMeta {
@@ -83,6 +103,28 @@ class FileStoreRun implements Tracker {
     }
     await run.writeTags({ [RUN_NAME_TAG]: runName, 'mlflow.user': userId, 'mlflow.source.type': 'LOCAL' });
     // meta.yaml last: readers skip a run folder without it, so they never see a half-made run.
+    await run.writeMeta();
+    return run;
+  }
+
+  static async reopen(
+    experiment: ExperimentInfo,
+    directory: string,
+    meta: Record<string, unknown>,
+    afterStep: number,
+  ): Promise<FileStoreRun> {
+    const runId = String(meta.run_id);
+    const status = runStatusFromCode(meta.status);
+    if (status === 'FINISHED') throw new InterleaveError(`MLflow run ${runId} has already finished; nothing to resume`);
+    const run = new FileStoreRun(
+      runId,
+      experiment.experimentId,
+      artifactDirectory(experiment, runId),
+      directory,
+      String(meta.user_id ?? currentUser()),
+      { runName: String(meta.run_name ?? ''), status: 'RUNNING', startTime: Number(meta.start_time), endTime: null },
+    );
+    await run.dropMetricsAfter(afterStep);
     await run.writeMeta();
     return run;
   }
@@ -151,6 +193,18 @@ class FileStoreRun implements Tracker {
     // A clock stepping back must not give MLflow a run that ends before it starts.
     this.meta.endTime = Math.max(Date.now(), this.meta.startTime);
     await this.writeMeta();
+  }
+
+  private async dropMetricsAfter(step: number): Promise<void> {
+    const metrics = join(this.directory, 'metrics');
+    const files = await readdir(metrics, { recursive: true, withFileTypes: true });
+    for (const file of files) {
+      if (!file.isFile()) continue;
+      const path = join(file.parentPath, file.name);
+      const lines = (await readFile(path, 'utf8')).split('\n').filter((line) => line.trim() !== '');
+      const kept = lines.filter((line) => parseMetricLine(line).step <= step);
+      if (kept.length !== lines.length) await writeFileAtomic(path, kept.map((line) => `${line}\n`).join(''));
+    }
   }
 
   private assertOpen(): void {

@@ -26,3 +26,14 @@ export interface OpenRunOptions {
   /** Written as `mlflow.user`; defaults to the OS user. */
   user?: string;
 }
+
+export interface ResumeRunOptions {
+  uri: string;
+  /** The run to continue (its 32-hex id). */
+  runId: string;
+  /**
+   * The step of the checkpoint being resumed: metric points logged after it (by the attempt
+   * that crashed) are dropped, so the resumed run's history has each step once.
+   */
+  afterStep: number;
+}

@@ -1,16 +1,19 @@
 import { parseArgs } from 'node:util';
-import { InterleaveError } from '@interleave/core';
+import { explainMissingKernel, InterleaveError } from '@interleave/core';
 import { trainFromConfig } from '../run/train-run.js';
 
 const USAGE = `usage: interleave <command> [options]
 
 commands:
-  train <config.yaml> [--set key.path=value ...]   train a model from a config; logs to MLflow
+  train <config.yaml> [--set key.path=value ...] [--resume RUN_ID]
+                                                   train a model from a config; logs to MLflow
   help                                             show this message
 
 options for train:
   --set key.path=value   override a config value (parsed as YAML), repeatable,
                          e.g. --set train.steps=30 --set tracking.uri=/tmp/mlruns
+  --resume RUN_ID        continue an interrupted run from its last checkpoint (same config
+                         and overrides); its MLflow history continues from that step
 environment:
   INTERLEAVE_BACKEND     auto | tensorflow | webgpu | wasm | cpu (overrides backend:)
   INTERLEAVE_DEBUG=1     print stack traces of unexpected errors
@@ -34,7 +37,12 @@ async function main(argv: string[]): Promise<number> {
 
 async function train(args: string[]): Promise<number> {
   const { values, positionals } = parseCommandLine(() =>
-    parseArgs({ args, options: { set: { type: 'string', multiple: true } }, allowPositionals: true, strict: true }),
+    parseArgs({
+      args,
+      options: { set: { type: 'string', multiple: true }, resume: { type: 'string' } },
+      allowPositionals: true,
+      strict: true,
+    }),
   );
   if (positionals.length !== 1) {
     throw new InterleaveError('train takes exactly one config file: interleave train <config.yaml>');
@@ -51,6 +59,7 @@ async function train(args: string[]): Promise<number> {
     configFile: positionals[0] as string,
     overrides: values.set ?? [],
     stopSignal,
+    resumeRunId: values.resume,
   });
   process.stdout.write(
     `results: ${result.artifactLocation.replace(/\/artifacts$/, '')}\n` +
@@ -72,7 +81,8 @@ main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
   },
-  (error: unknown) => {
+  (thrown: unknown) => {
+    const error = explainMissingKernel(thrown) ?? thrown;
     if (error instanceof InterleaveError) {
       process.stderr.write(`interleave: ${error.message}\n`);
     } else {

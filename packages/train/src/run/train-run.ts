@@ -8,12 +8,14 @@ import {
   InterleaveError,
   LanguageModel,
   openTracker,
+  resumeTracker,
   SeededRandom,
   selectBackend,
   type Tracker,
 } from '@interleave/core';
 import { stringify } from 'yaml';
 import { MODEL_FILE, writeCheckpoint, writeModelWeights } from '../checkpoint/checkpoint.js';
+import { findResumableRun, restoreCheckpoint } from '../checkpoint/resume.js';
 import { ProgressReporter, type ProgressStream } from '../trainer/progress.js';
 import { type EvalMetrics, Trainer } from '../trainer/trainer.js';
 import { type PreparedRun, prepareRun } from './prepare-run.js';
@@ -25,6 +27,8 @@ export interface TrainRunOptions {
   output?: ProgressStream;
   /** Set to stop training early (e.g. on SIGINT): the run ends KILLED after a checkpoint. */
   stopSignal?: { stopped: boolean };
+  /** Continue this MLflow run from its last checkpoint instead of starting a new run. */
+  resumeRunId?: string;
 }
 
 export interface TrainRunResult {
@@ -70,7 +74,23 @@ async function runPrepared(prepared: PreparedRun, options: TrainRunOptions): Pro
   const runName = config.tracking.run_name ?? config.name;
   let tracker: Tracker | undefined;
   try {
-    tracker = await openTracker({ uri: config.tracking.uri, experiment: config.tracking.experiment, runName });
+    if (options.resumeRunId === undefined) {
+      tracker = await openTracker({ uri: config.tracking.uri, experiment: config.tracking.experiment, runName });
+    } else {
+      const resumable = await findResumableRun(
+        config.tracking.uri,
+        config.tracking.experiment,
+        options.resumeRunId,
+        hash,
+      );
+      tracker = await resumeTracker({
+        uri: config.tracking.uri,
+        runId: options.resumeRunId,
+        afterStep: resumable.state.step,
+      });
+      await restoreCheckpoint(resumable.checkpointDirectory, trainer);
+      out.write(`resuming run ${options.resumeRunId} from step ${resumable.state.step}\n`);
+    }
     out.write(
       `model: ${layers.length} layers (${layers.map((layer) => layer.block.name).join(', ')}), ${model.parameters.count().toLocaleString('en-US')} parameters\n` +
         `task: ${taskInstance.description}\n` +
