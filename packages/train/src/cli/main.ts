@@ -55,17 +55,13 @@ async function train(args: string[]): Promise<number> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
-  const result = await trainFromConfig({
+  const { status } = await trainFromConfig({
     configFile: positionals[0] as string,
     overrides: values.set ?? [],
     stopSignal,
     resumeRunId: values.resume,
   });
-  process.stdout.write(
-    `results: ${result.artifactLocation.replace(/\/artifacts$/, '')}\n` +
-      'look at them with: MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri ./mlruns\n',
-  );
-  return result.status === 'FINISHED' ? 0 : 130;
+  return status === 'FINISHED' ? 0 : 130;
 }
 
 /** node:util's parser throws TypeErrors for bad flags; they are the user's mistake, not ours. */

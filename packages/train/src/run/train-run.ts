@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join, relative } from 'node:path';
 import {
   backendFromEnvironment,
   capabilitiesOf,
@@ -111,7 +111,8 @@ async function runPrepared(prepared: PreparedRun, options: TrainRunOptions): Pro
     out.write(
       `final test accuracy ${result.finalEval.accuracy.toFixed(4)} (loss ${result.finalEval.loss.toFixed(4)}, ${result.finalEval.examples} examples) ` +
         `after ${result.steps} steps in ${result.seconds.toFixed(1)}s on ${backend.name}\n` +
-        `weights: ${join(tracker.artifactLocation, 'checkpoint', MODEL_FILE)}\n`,
+        `weights: ${displayPath(join(tracker.artifactLocation, 'checkpoint', MODEL_FILE))}\n` +
+        `look at the run with: MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri ${config.tracking.uri}\n`,
     );
     return {
       ...result,
@@ -191,6 +192,12 @@ async function trainLoop(
   }
   await checkpoint();
   return { steps: trainer.stepsDone, seconds: progress.elapsedSeconds, losses, finalEval, status };
+}
+
+/** Paths under the working directory are shown relative to it, as the user typed them. */
+function displayPath(path: string): string {
+  const local = relative(process.cwd(), path);
+  return local.startsWith('..') || isAbsolute(local) ? path : local;
 }
 
 /** The git commit of the config's checkout, as MLflow's own clients tag it; none outside git. */
