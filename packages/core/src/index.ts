@@ -5,6 +5,7 @@ export * from './config/index.js';
 export * from './errors.js';
 export * from './io/atomic-write.js';
 export * from './model/embedding.js';
+export * from './model/generate.js';
 export * from './model/initializers.js';
 export * from './model/language-model.js';
 export * from './model/parameter-store.js';

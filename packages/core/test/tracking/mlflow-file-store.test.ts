@@ -327,8 +327,11 @@ describe('MLflow file store writer', () => {
         'const [root, name, ready, go] = process.argv.slice(2);',
         "writeFileSync(ready, '');",
         // The deadline keeps a child from spinning forever if the test dies first.
-        'const deadline = Date.now() + 30_000;',
-        'while (!existsSync(go) && Date.now() < deadline) {}',
+        'const deadline = Date.now() + 120_000;',
+        // Sleep 1 ms between looks rather than spin: spinning children starve the ones still
+        // starting up on a small machine, and 1 ms is still far inside the race window.
+        'const pause = new Int32Array(new SharedArrayBuffer(4));',
+        'while (!existsSync(go) && Date.now() < deadline) Atomics.wait(pause, 0, 0, 1);',
         "const run = await openFileStoreRun({ uri: root, experiment: 'race', runName: name });",
         'console.log(run.experimentId);',
       ].join('\n'),
@@ -337,7 +340,7 @@ describe('MLflow file store writer', () => {
     const ready = Array.from({ length: count }, (_, index) => join(workDir, `ready-${index}`));
     const children = ready.map((readyFile, index) => runCommand(tsx, [child, root, `process-${index}`, readyFile, go]));
     // Bounded, so a child that crashes before it is ready fails the test with its stderr.
-    for (const deadline = Date.now() + 30_000; Date.now() < deadline; ) {
+    for (const deadline = Date.now() + 120_000; Date.now() < deadline; ) {
       if ((await Promise.all(ready.map(exists))).every(Boolean)) break;
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
@@ -347,7 +350,7 @@ describe('MLflow file store writer', () => {
     expect(new Set(results.map((result) => result.stdout.trim())).size).toBe(1);
     expect((await listExperiments(root)).filter((experiment) => experiment.name === 'race')).toHaveLength(1);
     expect(await findRuns(root, 'race')).toHaveLength(count);
-  }, 60_000);
+  }, 240_000);
 
   it('refuses an experiment whose name is deleted (in .trash)', async () => {
     const run = await openFileStoreRun({ uri: root, experiment: 'gone', runName: 'x' });
