@@ -9,13 +9,15 @@ import {
 } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
+import { type AttentionPath, causalAttention } from './ops/banded-attention.js';
 import { linear } from './ops/linear.js';
 import { applyRotary } from './ops/rotary.js';
 
 /**
  * Causal multi-head attention with RoPE, SPEC §2.4: query t attends to keys in (t − w, t], or
  * to every earlier key when the window is null. `kv_heads` < `heads` gives grouped or
- * multi-query attention.
+ * multi-query attention. Training cost is O(L·w) for w ≪ L: `forward` runs the banded form of
+ * ops/banded-attention.ts there and the dense masked form otherwise.
  */
 const sharedKeys = {
   heads: z.number().int().positive().default(4),
@@ -76,37 +78,21 @@ class AttentionMixer implements Mixer<AttentionState> {
     return this.heads / this.kvHeads;
   }
 
-  forward(x: tf.Tensor3D): tf.Tensor3D {
+  /** `path` is for tests and measurements; the default picks the cheaper form (see causalAttention). */
+  forward(x: tf.Tensor3D, path: AttentionPath = 'auto'): tf.Tensor3D {
     return tf.tidy(() => {
       const [batch, length] = x.shape;
-      const { heads, kvHeads, headDim, group } = this;
+      const { heads, kvHeads, headDim } = this;
       const split = (w: tf.Variable, n: number) =>
         linear(x, w).reshape([batch, length, n, headDim]).transpose([0, 2, 1, 3]) as tf.Tensor4D;
       const base = this.config.rope_base;
-      // Query heads sharing a KV head are stacked along time so one matmul serves the group.
-      const q = applyRotary(split(this.qProj, heads), 0, base)
-        .reshape([batch, kvHeads, group * length, headDim])
-        .mul(1 / Math.sqrt(headDim));
-      const k = applyRotary(split(this.kProj, kvHeads), 0, base);
-      const v = split(this.vProj, kvHeads);
-      const scores = matmul(q, k, false, true).reshape([batch, kvHeads, group, length, length]);
-      const weights = tf.softmax(scores.add(this.bandMask(length)));
-      const mixed = matmul(weights.reshape([batch, kvHeads, group * length, length]), v)
-        .reshape([batch, heads, length, headDim])
-        .transpose([0, 2, 1, 3])
-        .reshape([batch, length, heads * headDim]) as tf.Tensor3D;
+      // RoPE at each token's absolute position, before any blocking.
+      const queries = applyRotary(split(this.qProj, heads), 0, base).mul(1 / Math.sqrt(headDim)) as tf.Tensor4D;
+      const keys = applyRotary(split(this.kProj, kvHeads), 0, base);
+      const values = split(this.vProj, kvHeads);
+      const mixed = causalAttention({ queries, keys, values }, this.config.window, path);
       return linear(mixed, this.oProj);
     });
-  }
-
-  /** Additive mask [L, L]: 0 where key s is visible from query t, −1e9 elsewhere. */
-  private bandMask(length: number): tf.Tensor2D {
-    const window = this.config.window ?? length;
-    const mask = new Float32Array(length * length).fill(MASKED);
-    for (let t = 0; t < length; t++) {
-      for (let s = Math.max(0, t - window + 1); s <= t; s++) mask[t * length + s] = 0;
-    }
-    return tf.tensor2d(mask, [length, length]);
   }
 
   initState(batchSize: number): AttentionState {
@@ -174,3 +160,12 @@ export const fullAttentionBlock: BlockDefinition<z.infer<typeof fullAttentionSch
   schema: fullAttentionSchema,
   create: (context, config) => new AttentionMixer(context, { ...config, window: null }),
 };
+
+/**
+ * Runs an attention block's `forward` through a chosen formulation, so tests and benchmarks can
+ * compare the banded and dense paths of the same parameters.
+ */
+export function attentionForwardVia(mixer: Mixer, x: tf.Tensor3D, path: AttentionPath): tf.Tensor3D {
+  if (!(mixer instanceof AttentionMixer)) throw new InterleaveError('attentionForwardVia needs an attention mixer');
+  return mixer.forward(x, path);
+}

@@ -153,3 +153,32 @@ describe('interleave train: a tiny run end to end', () => {
     expect(optimizer.tensors['layers.0.mixer.A_log.exp_avg_sq']?.shape).toEqual([32, 4]);
   });
 });
+
+describe('interleave generate', () => {
+  it('continues a prompt from a trained run in step mode', () => {
+    const dir = workspace({ 'tiny.yaml': TINY });
+    expect(interleave(['train', 'tiny.yaml'], dir).status).toBe(0);
+    const store = join(dir, 'mlruns');
+    const experiment = readdirSync(store).find((name) => /^\d+$/.test(name) && name !== '0') as string;
+    const run = readdirSync(join(store, experiment)).find((name) => name !== 'meta.yaml') as string;
+    const { status, stdout, stderr } = interleave(
+      ['generate', join(store, experiment, run), '--prompt-tokens', '3,20,4,21,3', '--max-new', '12', '--stats'],
+      dir,
+    );
+    expect(status, stderr).toBe(0);
+    const tokens = stdout.trim().split(' ').map(Number);
+    expect(tokens.slice(0, 5)).toEqual([3, 20, 4, 21, 3]);
+    expect(tokens).toHaveLength(17);
+    expect(tokens.every((token) => Number.isInteger(token) && token >= 0 && token < 32)).toBe(true);
+    // Mamba + a window of 8: the memory held after the first and the last step is the same.
+    const [, first, last] = /memory (\d+) bytes after the first step, (\d+) after the last/.exec(stderr) ?? [];
+    expect(first).toBeDefined();
+    expect(Number(last)).toBe(Number(first));
+  });
+
+  it('names a bad prompt in one line', () => {
+    const { status, stderr } = interleave(['generate', 'nowhere', '--prompt-tokens', '1,x'], workspace({}));
+    expect(status).not.toBe(0);
+    expectOneCleanLine(stderr, "--prompt-tokens '1,x'");
+  });
+});

@@ -1,7 +1,8 @@
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import {
   InterleaveError,
   type LanguageModel,
+  type LoadedConfig,
   readSafetensorsFile,
   type TensorRecord,
   writeFileAtomic,
@@ -14,6 +15,26 @@ export const MODEL_FILE = 'model.safetensors';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
 export const TRAINER_FILE = 'trainer.json';
 
+/**
+ * Keys of a weights file's `__metadata__` that make it self-describing. `model`: the model
+ * section of the config (always written; enough to rebuild a model of built-in blocks).
+ * `config`: the run's whole resolved config, plugins included, when the writer knows it.
+ * `configFile`: the absolute path of the config file, which relative plugin paths are relative to.
+ */
+export const METADATA_KEYS = {
+  model: 'interleave.model',
+  config: 'interleave.config',
+  configFile: 'interleave.config_file',
+} as const;
+
+/** The metadata that lets `loadModelFromCheckpoint` rebuild a run's model from its weights file alone. */
+export function configMetadata(loaded: Pick<LoadedConfig, 'file' | 'resolved'>): Record<string, string> {
+  return {
+    [METADATA_KEYS.config]: JSON.stringify(loaded.resolved),
+    [METADATA_KEYS.configFile]: resolve(loaded.file),
+  };
+}
+
 /** `trainer.json` (SPEC §7): where training stands, so a resumed run continues exactly. */
 export interface TrainerState {
   step: number;
@@ -24,7 +45,8 @@ export interface TrainerState {
   backend: string;
 }
 
-function records(tensors: Record<string, tf.Tensor>): Record<string, TensorRecord> {
+/** Tensors as float32 safetensors records (their data read back from the backend). */
+export function tensorRecords(tensors: Record<string, tf.Tensor>): Record<string, TensorRecord> {
   const out: Record<string, TensorRecord> = {};
   for (const [name, tensor] of Object.entries(tensors)) {
     out[name] = { dtype: 'F32', shape: [...tensor.shape], data: tensor.dataSync() as Float32Array };
@@ -32,11 +54,18 @@ function records(tensors: Record<string, tf.Tensor>): Record<string, TensorRecor
   return out;
 }
 
-/** The model's weights, PyTorch-style names and layouts (SPEC §7). */
+/**
+ * The model's weights, PyTorch-style names and layouts (SPEC §7), with the model's config in the
+ * metadata; pass `configMetadata(loaded)` in `metadata` to record the whole run config as well.
+ */
 export async function writeModelWeights(path: string, model: LanguageModel, metadata: Record<string, string> = {}) {
   const tensors: Record<string, tf.Tensor> = {};
   for (const { name, variable } of model.parameters.list()) tensors[name] = variable;
-  await writeSafetensorsFile(path, records(tensors), { format: 'pt', ...metadata });
+  await writeSafetensorsFile(path, tensorRecords(tensors), {
+    format: 'pt',
+    [METADATA_KEYS.model]: JSON.stringify(model.config),
+    ...metadata,
+  });
 }
 
 /**
@@ -44,10 +73,19 @@ export async function writeModelWeights(path: string, model: LanguageModel, meta
  * trainer state goes last, so a crash mid-way leaves the previous complete checkpoint's
  * step description pointing at files at least as new.
  */
-export async function writeCheckpoint(directory: string, trainer: Trainer, state: TrainerState): Promise<void> {
+export async function writeCheckpoint(
+  directory: string,
+  trainer: Trainer,
+  state: TrainerState,
+  extraMetadata: Record<string, string> = {},
+): Promise<void> {
   const metadata = { step: String(state.step), config_hash: state.config_hash };
-  await writeModelWeights(join(directory, MODEL_FILE), trainer.model, metadata);
-  await writeSafetensorsFile(join(directory, OPTIMIZER_FILE), records(trainer.optimizer.stateTensors()), metadata);
+  await writeModelWeights(join(directory, MODEL_FILE), trainer.model, { ...metadata, ...extraMetadata });
+  await writeSafetensorsFile(
+    join(directory, OPTIMIZER_FILE),
+    tensorRecords(trainer.optimizer.stateTensors()),
+    metadata,
+  );
   await writeFileAtomic(join(directory, TRAINER_FILE), `${JSON.stringify(state, null, 2)}\n`);
 }
 

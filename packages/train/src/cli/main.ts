@@ -1,8 +1,11 @@
 import { explainMissingKernel, InterleaveError } from '@interleave/core';
 import type { Command } from './command.js';
+import { exportCommand } from './commands/export.js';
+import { generateCommand } from './commands/generate.js';
+import { importCommand } from './commands/import.js';
 import { trainCommand } from './commands/train.js';
 
-const COMMANDS: readonly Command[] = [trainCommand];
+const COMMANDS: readonly Command[] = [trainCommand, generateCommand, exportCommand, importCommand];
 
 function usage(): string {
   return `usage: interleave <command> [options]

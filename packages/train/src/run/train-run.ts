@@ -14,7 +14,7 @@ import {
   type Tracker,
 } from '@interleave/core';
 import { stringify } from 'yaml';
-import { MODEL_FILE, writeCheckpoint, writeModelWeights } from '../checkpoint/checkpoint.js';
+import { configMetadata, MODEL_FILE, writeCheckpoint, writeModelWeights } from '../checkpoint/checkpoint.js';
 import { findResumableRun, restoreCheckpoint } from '../checkpoint/resume.js';
 import { ProgressReporter, type ProgressStream } from '../trainer/progress.js';
 import { type EvalMetrics, Trainer } from '../trainer/trainer.js';
@@ -29,6 +29,16 @@ export interface TrainRunOptions {
   stopSignal?: { stopped: boolean };
   /** Continue this MLflow run from its last checkpoint instead of starting a new run. */
   resumeRunId?: string;
+  /** The MLflow run name; defaults to `tracking.run_name`, else the config's `name`. */
+  runName?: string;
+  /** Extra MLflow tags for the run, e.g. a sweep's `mlflow.parentRunId` and trial id. */
+  tags?: Readonly<Record<string, string>>;
+  /**
+   * Asked just before a run that completed every step is marked FINISHED: resolves to nothing
+   * to finish it, or to the reason it must not finish (a sweep trial that another process
+   * finished first). The run then ends KILLED, with the reason in the tag `interleave.killed_reason`.
+   */
+  beforeFinish?: (runId: string) => Promise<string | undefined>;
 }
 
 export interface TrainRunResult {
@@ -41,6 +51,8 @@ export interface TrainRunResult {
   losses: number[];
   finalEval: EvalMetrics;
   status: 'FINISHED' | 'KILLED';
+  /** Why `beforeFinish` kept a complete run from finishing; absent otherwise. */
+  killedReason?: string;
 }
 
 /** config → container → model → trainer → tracker: one training run, logged to MLflow. */
@@ -71,7 +83,7 @@ async function runPrepared(prepared: PreparedRun, options: TrainRunOptions): Pro
   const taskInstance = task.definition.create(task.config, { vocabSize: config.model.vocab_size, seed: config.seed });
   const trainer = new Trainer(model, taskInstance, config.train);
   const hash = configHash(loaded.resolved);
-  const runName = config.tracking.run_name ?? config.name;
+  const runName = options.runName ?? config.tracking.run_name ?? config.name;
   let tracker: Tracker | undefined;
   try {
     if (options.resumeRunId === undefined) {
@@ -102,11 +114,25 @@ async function runPrepared(prepared: PreparedRun, options: TrainRunOptions): Pro
       'interleave.config_hash': hash,
       'interleave.config_file': loaded.file,
       ...gitTags(loaded.file),
+      ...options.tags,
     });
     await tracker.logParams({ ...flattenForParams(loaded.resolved), 'model.parameters': model.parameters.count() });
     await tracker.logArtifact('config.yaml', stringify(loaded.resolved));
-    const result = await trainLoop(trainer, tracker, hash, backend.name, config.seed, out, options.stopSignal);
-    await writeModelWeights(join(tracker.artifactLocation, 'checkpoint', MODEL_FILE), model, { config_hash: hash });
+    const result = await trainLoop(trainer, tracker, out, options.stopSignal, {
+      seed: config.seed,
+      configHash: hash,
+      backend: backend.name,
+      metadata: configMetadata(loaded),
+    });
+    await writeModelWeights(join(tracker.artifactLocation, 'checkpoint', MODEL_FILE), model, {
+      config_hash: hash,
+      ...configMetadata(loaded),
+    });
+    const killedReason = result.status === 'FINISHED' ? await options.beforeFinish?.(tracker.runId) : undefined;
+    if (killedReason !== undefined) {
+      await tracker.setTags({ 'interleave.killed_reason': killedReason });
+      result.status = 'KILLED';
+    }
     await tracker.end(result.status);
     out.write(
       `final test accuracy ${result.finalEval.accuracy.toFixed(4)} (loss ${result.finalEval.loss.toFixed(4)}, ${result.finalEval.examples} examples) ` +
@@ -116,12 +142,15 @@ async function runPrepared(prepared: PreparedRun, options: TrainRunOptions): Pro
     );
     return {
       ...result,
+      ...(killedReason === undefined ? {} : { killedReason }),
       runId: tracker.runId,
       experimentId: tracker.experimentId,
       artifactLocation: tracker.artifactLocation,
       backend: backend.name,
     };
   } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    await tracker?.setTags({ 'interleave.error': message.split('\n')[0]?.slice(0, 4000) ?? '' }).catch(() => undefined);
     await tracker?.end('FAILED').catch(() => undefined);
     throw error;
   } finally {
@@ -130,14 +159,20 @@ async function runPrepared(prepared: PreparedRun, options: TrainRunOptions): Pro
   }
 }
 
+/** What every checkpoint of a run records besides the step: enough to resume and to reload. */
+interface RunIdentity {
+  seed: number;
+  configHash: string;
+  backend: string;
+  metadata: Record<string, string>;
+}
+
 async function trainLoop(
   trainer: Trainer,
   tracker: Tracker,
-  hash: string,
-  backendName: string,
-  seed: number,
   out: ProgressStream,
   stopSignal: { stopped: boolean } | undefined,
+  identity: RunIdentity,
 ) {
   const { steps, eval_every: evalEvery, checkpoint_every: checkpointEvery, log_every: logEvery } = trainer.train;
   const progress = new ProgressReporter(out, steps, logEvery, trainer.stepsDone);
@@ -147,13 +182,18 @@ async function trainLoop(
     for (const metrics of pending.splice(0)) await tracker.logMetrics(metrics, step);
   };
   const checkpoint = async () =>
-    writeCheckpoint(join(tracker.artifactLocation, 'checkpoint'), trainer, {
-      step: trainer.stepsDone,
-      data_position: trainer.stepsDone,
-      seed,
-      config_hash: hash,
-      backend: backendName,
-    });
+    writeCheckpoint(
+      join(tracker.artifactLocation, 'checkpoint'),
+      trainer,
+      {
+        step: trainer.stepsDone,
+        data_position: trainer.stepsDone,
+        seed: identity.seed,
+        config_hash: identity.configHash,
+        backend: identity.backend,
+      },
+      identity.metadata,
+    );
   let finalEval: EvalMetrics | undefined;
   while (trainer.stepsDone < steps && !stopSignal?.stopped) {
     const metrics = trainer.trainStep();
