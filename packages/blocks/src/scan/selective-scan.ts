@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { linearScan } from './linear-scan.js';
+import { defaultScanImplementation, type ScanImplementation } from './scan-implementation.js';
 
 /**
  * The selective scan of Mamba (SPEC §2.1), without the D skip:
@@ -14,7 +15,7 @@ export interface SelectiveScanInputs {
   c: tf.Tensor3D;
 }
 
-export type ScanImplementation = 'fused' | 'ops';
+export type { ScanImplementation } from './scan-implementation.js';
 
 /**
  * `fused`: one pass over the data in JavaScript, forward and backward, for backends whose
@@ -22,14 +23,11 @@ export type ScanImplementation = 'fused' | 'ops';
  * decay and drive tensors as tfjs ops would. `ops`: the portable tf-op formulation
  * (a parallel scan), for every other backend. `INTERLEAVE_SCAN=fused|ops` forces one.
  */
-export function selectiveScan(inputs: SelectiveScanInputs, implementation = defaultImplementation()): tf.Tensor3D {
+export function selectiveScan(
+  inputs: SelectiveScanInputs,
+  implementation: ScanImplementation = defaultScanImplementation(),
+): tf.Tensor3D {
   return implementation === 'fused' ? fusedSelectiveScan(inputs) : selectiveScanWithOps(inputs);
-}
-
-function defaultImplementation(): ScanImplementation {
-  const forced = process.env.INTERLEAVE_SCAN;
-  if (forced === 'fused' || forced === 'ops') return forced;
-  return ['cpu', 'wasm'].includes(tf.getBackend()) ? 'fused' : 'ops';
 }
 
 export function selectiveScanWithOps({ x, dt, a, b, c }: SelectiveScanInputs): tf.Tensor3D {
