@@ -2,12 +2,14 @@ import type { Plugin } from '@interleave/core';
 import { fullAttentionBlock, slidingWindowAttentionBlock } from './attention.js';
 import { gatedMlp } from './gated-mlp.js';
 import { rglruBlock } from './griffin.js';
+import { hyenaBlock } from './hyena.js';
 import { mambaBlock } from './mamba.js';
 import { rmsNorm } from './rms-norm.js';
 
 export { fullAttentionBlock, slidingWindowAttentionBlock } from './attention.js';
 export { gatedMlp } from './gated-mlp.js';
 export { rglruBlock } from './griffin.js';
+export { type HyenaConfig, hyenaBlock, hyenaSchema } from './hyena.js';
 export { mambaBlock } from './mamba.js';
 export { rmsNorm } from './rms-norm.js';
 export { linearScan } from './scan/linear-scan.js';
@@ -16,6 +18,6 @@ export { linearScan } from './scan/linear-scan.js';
 export const registerBuiltinBlocks: Plugin = (api) => {
   api.provideNorm(rmsNorm);
   api.provideMlp(gatedMlp);
-  for (const block of [mambaBlock, slidingWindowAttentionBlock, fullAttentionBlock, rglruBlock])
-    api.registerBlock(block);
+  const blocks = [mambaBlock, slidingWindowAttentionBlock, fullAttentionBlock, rglruBlock, hyenaBlock] as const;
+  for (const block of blocks) api.registerBlock(block);
 };
