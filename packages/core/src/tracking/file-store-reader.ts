@@ -50,6 +50,31 @@ export async function findRuns(uri: string, experimentName: string): Promise<Run
   return runs.sort((a, b) => a.startTime - b.startTime || a.runId.localeCompare(b.runId));
 }
 
+/**
+ * Runs of experiment `experimentName` that carry tag `key` (with exactly `value`, if given),
+ * oldest first. Only the tag file is read for the others, so finding a sweep's few runs among
+ * thousands stays cheap.
+ */
+export async function findRunsWithTag(
+  uri: string,
+  experimentName: string,
+  key: string,
+  value?: string,
+): Promise<RunRecord[]> {
+  validateKey('tag', key);
+  const experiment = (await listExperiments(uri)).find((candidate) => candidate.name === experimentName);
+  if (!experiment) return [];
+  const runs: RunRecord[] = [];
+  for (const folder of await listSubfolders(experiment.directory)) {
+    const directory = join(experiment.directory, folder);
+    const tag = await readFile(join(directory, 'tags', key), 'utf8').catch(() => undefined);
+    if (tag === undefined || (value !== undefined && tag !== value)) continue;
+    const run = await readRun(directory);
+    if (run) runs.push(run);
+  }
+  return runs.sort((a, b) => a.startTime - b.startTime || a.runId.localeCompare(b.runId));
+}
+
 /** Every logged value of metric `key` in run `runId`, in logging order; empty if never logged. */
 export async function readMetricHistory(uri: string, runId: string, key: string): Promise<MetricPoint[]> {
   validateKey('metric', key);

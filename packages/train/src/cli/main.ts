@@ -3,9 +3,18 @@ import type { Command } from './command.js';
 import { exportCommand } from './commands/export.js';
 import { generateCommand } from './commands/generate.js';
 import { importCommand } from './commands/import.js';
+import { sweepCommand } from './commands/sweep.js';
 import { trainCommand } from './commands/train.js';
+import { workerCommand } from './commands/worker.js';
 
-const COMMANDS: readonly Command[] = [trainCommand, generateCommand, exportCommand, importCommand];
+const COMMANDS: readonly Command[] = [
+  trainCommand,
+  generateCommand,
+  exportCommand,
+  importCommand,
+  sweepCommand,
+  workerCommand,
+];
 
 function usage(): string {
   return `usage: interleave <command> [options]

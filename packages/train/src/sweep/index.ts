@@ -1,0 +1,11 @@
+export { expandSweep, type SweepPoint } from './expand.js';
+export type { SweepReport } from './finish-sweep.js';
+export { type LocalSweepOptions, runLocalSweep } from './local-sweep.js';
+export { planSweep, type SweepPlan, type TrackingTarget, type TrialSpec } from './plan.js';
+export { DEFAULT_QUEUE_NAME, DEFAULT_RETRIES, type QueueSettings, type RetrySettings } from './queue.js';
+export { type QueueSweepOptions, runQueuedSweep } from './queue-sweep.js';
+export type { TrialResult, TrialStatus } from './results.js';
+export { printSweepStatus } from './status.js';
+export type { TrialJob, TrialOutcome } from './trial-protocol.js';
+export { SWEEP_TAGS } from './trial-runs.js';
+export { DEFAULT_LOCK_MS, runWorker, type WorkerOptions } from './worker.js';

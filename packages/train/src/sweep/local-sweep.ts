@@ -1,0 +1,87 @@
+import type { ProgressStream } from '../trainer/progress.js';
+import { closeAbandonedRuns } from './abandoned-runs.js';
+import { finishUnlessFinishedElsewhere } from './finish-gates.js';
+import {
+  describeOutcome,
+  describePlan,
+  finishSweep,
+  reportCompletedSweep,
+  type SweepReport,
+  trialJob,
+} from './finish-sweep.js';
+import { openSweepParent } from './parent-run.js';
+import type { SweepPlan } from './plan.js';
+import { SweepProgress } from './progress.js';
+import { TrialPool } from './trial-pool.js';
+import type { TrialOutcome } from './trial-protocol.js';
+import { findTrialRuns, finishedRunOf } from './trial-runs.js';
+
+export interface LocalSweepOptions {
+  /** Trial processes run at once. */
+  readonly workers: number;
+  readonly out: ProgressStream;
+  /** Aborting stops the running trials (they end KILLED with a checkpoint) and starts no more. */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Runs the trials of `plan` that have no FINISHED run in MLflow yet, `workers` at a time in
+ * trial processes on this machine, as child runs of the sweep's parent run; then writes the
+ * results. Running it again after a crash or Ctrl-C runs only what is still missing.
+ */
+export async function runLocalSweep(plan: SweepPlan, options: LocalSweepOptions): Promise<SweepReport> {
+  const { out, signal } = options;
+  const runsByTrial = await findTrialRuns(plan.trials);
+  const pending = plan.trials.filter((trial) => finishedRunOf(runsByTrial.get(trial.trialId)) === undefined);
+  const finishedBefore = plan.trials.length - pending.length;
+  for (const trial of pending) {
+    await closeAbandonedRuns(trial.tracking, runsByTrial.get(trial.trialId) ?? [], {
+      otherHosts: false,
+      reason: 'abandoned: the process running it is gone',
+    });
+  }
+  const workers = Math.max(1, Math.min(options.workers, pending.length));
+  out.write(describePlan(plan, finishedBefore));
+  if (pending.length === 0) {
+    const report = await reportCompletedSweep(plan, out);
+    if (report !== undefined) return report;
+  }
+  const { tracker: parent, resumed } = await openSweepParent(plan);
+  out.write(
+    `parent run: ${parent.runId}${resumed ? ' (continued)' : ''}; ${pending.length > 0 ? `${workers} worker process${workers === 1 ? '' : 'es'}` : 'nothing to run'}\n`,
+  );
+
+  const outcomes = new Map<string, TrialOutcome>();
+  const progress = new SweepProgress(out, plan.trials.length, finishedBefore);
+  const pool = new TrialPool(workers, finishUnlessFinishedElsewhere);
+  const stop = () => pool.stopAll();
+  signal?.addEventListener('abort', stop);
+  const queue = [...pending];
+  let running = 0;
+  const counts = () => {
+    const values = [...outcomes.values()];
+    const done = finishedBefore + values.filter((outcome) => outcome.status === 'FINISHED').length;
+    const failed = values.length - (done - finishedBefore);
+    return { done, running, failed, waiting: queue.length };
+  };
+  try {
+    // One loop per worker: each takes the next trial when its last one ends.
+    const loop = async () => {
+      for (let trial = queue.shift(); trial !== undefined && !signal?.aborted; trial = queue.shift()) {
+        running++;
+        progress.update(counts());
+        const outcome = await pool.run(trialJob(trial, parent));
+        running--;
+        outcomes.set(trial.trialId, outcome);
+        progress.update(counts());
+        progress.event(describeOutcome(trial, outcome));
+      }
+    };
+    await Promise.all(Array.from({ length: pending.length > 0 ? workers : 0 }, loop));
+  } finally {
+    signal?.removeEventListener('abort', stop);
+    progress.finish();
+    await pool.close();
+  }
+  return finishSweep(plan, parent, outcomes, out, signal?.aborted ?? false);
+}
