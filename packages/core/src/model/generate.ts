@@ -59,7 +59,7 @@ export function generate(model: LanguageModel, prompts: readonly number[][], opt
         next = prompts.map((prompt) => prompt[position + 1] as number);
       } else {
         next = rows.map((row) => pickToken(row, temperature, rng));
-        next.forEach((token, index) => tokens[index]?.push(token));
+        for (const [index, token] of next.entries()) tokens[index]?.push(token);
         stepMilliseconds.push(performance.now() - started);
       }
       const memory = tf.memory();
