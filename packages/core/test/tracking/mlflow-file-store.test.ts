@@ -338,9 +338,14 @@ describe('MLflow file store writer', () => {
     );
     const count = 4;
     const ready = Array.from({ length: count }, (_, index) => join(workDir, `ready-${index}`));
-    const children = ready.map((readyFile, index) => runCommand(tsx, [child, root, `process-${index}`, readyFile, go]));
+    let exitedEarly = 0;
+    const children = ready.map((readyFile, index) =>
+      runCommand(tsx, [child, root, `process-${index}`, readyFile, go]).finally(() => {
+        exitedEarly++;
+      }),
+    );
     // Bounded, so a child that crashes before it is ready fails the test with its stderr.
-    for (const deadline = Date.now() + 120_000; Date.now() < deadline; ) {
+    for (const deadline = Date.now() + 120_000; Date.now() < deadline && exitedEarly === 0; ) {
       if ((await Promise.all(ready.map(exists))).every(Boolean)) break;
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
