@@ -25,9 +25,12 @@ async function tinyModel(blocks: Array<[BlockDefinition<unknown>, Record<string,
 }
 
 /** tf.memory().numBytes after each step of a 300-token generation. */
-function memoryTrace(model: LanguageModel) {
+async function memoryTrace(model: LanguageModel) {
   const bytes: number[] = [];
-  const result = generate(model, [[1, 2, 3]], { maxNewTokens: 300, onStep: (info) => bytes.push(info.memoryBytes) });
+  const result = await generate(model, [[1, 2, 3]], {
+    maxNewTokens: 300,
+    onStep: (info) => bytes.push(info.memoryBytes),
+  });
   return { bytes, result };
 }
 
@@ -41,7 +44,7 @@ describe('generation in step mode', () => {
       [mambaBlock as BlockDefinition<unknown>, { d_state: 4 }],
       [slidingWindowAttentionBlock as BlockDefinition<unknown>, { window: 4, heads: 2 }],
     ]);
-    const { tokens } = generate(model, [[5, 6, 7]], { maxNewTokens: 6 });
+    const { tokens } = await generate(model, [[5, 6, 7]], { maxNewTokens: 6 });
     const byForward = [5, 6, 7];
     for (let i = 0; i < 6; i++) {
       const next = tf.tidy(() => {
@@ -70,7 +73,7 @@ describe('generation in step mode', () => {
   ] as const)('keeps memory constant for %s', async (_name, blocks) => {
     const model = await tinyModel(blocks as unknown as Array<[BlockDefinition<unknown>, Record<string, unknown>]>);
     const before = tf.memory().numTensors;
-    const { bytes, result } = memoryTrace(model);
+    const { bytes, result } = await memoryTrace(model);
     expect(result.tokens[0]).toHaveLength(303);
     // After the window has filled, every step holds exactly the same bytes.
     expect(new Set(bytes.slice(20)).size).toBe(1);
@@ -80,7 +83,7 @@ describe('generation in step mode', () => {
 
   it('grows the cache of full attention by one key and value per token', async () => {
     const model = await tinyModel([[fullAttentionBlock as BlockDefinition<unknown>, { heads: 2 }]]);
-    const { bytes } = memoryTrace(model);
+    const { bytes } = await memoryTrace(model);
     const perToken = bytes.slice(1).map((value, index) => value - (bytes[index] as number));
     // keys + values, 16 floats each (d_model 16), float32.
     expect(new Set(perToken.slice(5))).toEqual(new Set([2 * 16 * 4]));
@@ -89,7 +92,7 @@ describe('generation in step mode', () => {
 
   it('rejects prompts outside the vocabulary', async () => {
     const model = await tinyModel([[mambaBlock as BlockDefinition<unknown>, { d_state: 4 }]]);
-    expect(() => generate(model, [[1, 99]], { maxNewTokens: 2 })).toThrow(
+    await expect(generate(model, [[1, 99]], { maxNewTokens: 2 })).rejects.toThrow(
       'prompt token 99 is outside the vocabulary [0, 24)',
     );
     model.dispose();

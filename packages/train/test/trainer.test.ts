@@ -10,10 +10,10 @@ describe.each(['wasm', 'cpu'])('trainer on %s', (backend) => {
 
   it('leaves tf.memory().numTensors unchanged across training steps and evaluation', async () => {
     const trainer = await tinyHybridTrainer(1);
-    trainer.trainStep();
+    await trainer.trainStep();
     const before = tf.memory().numTensors;
-    for (let i = 0; i < 5; i++) trainer.trainStep();
-    trainer.evaluate();
+    for (let i = 0; i < 5; i++) await trainer.trainStep();
+    await trainer.evaluate();
     expect(tf.memory().numTensors).toBe(before);
     disposeTrainer(trainer);
   });
@@ -21,7 +21,8 @@ describe.each(['wasm', 'cpu'])('trainer on %s', (backend) => {
   it('gives the same first 20 losses for the same seed, and different ones for another seed', async () => {
     const run = async (seed: number) => {
       const trainer = await tinyHybridTrainer(seed);
-      const losses = Array.from({ length: 20 }, () => trainer.trainStep().loss);
+      const losses: number[] = [];
+      for (let i = 0; i < 20; i++) losses.push((await trainer.trainStep()).loss);
       disposeTrainer(trainer);
       return losses;
     };
@@ -41,7 +42,8 @@ describe('trainer updates', () => {
 
   it('reduces the loss on a fixed task within 40 steps', async () => {
     const trainer = await tinyHybridTrainer(5);
-    const losses = Array.from({ length: 40 }, () => trainer.trainStep().loss);
+    const losses: number[] = [];
+    for (let i = 0; i < 40; i++) losses.push((await trainer.trainStep()).loss);
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     expect(mean(losses.slice(-10))).toBeLessThan(mean(losses.slice(0, 5)) - 0.2);
     disposeTrainer(trainer);

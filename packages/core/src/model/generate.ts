@@ -25,7 +25,11 @@ export interface Generation {
  * hold — constant for Mamba, RG-LRU and sliding windows, growing for full attention and Hyena.
  * All prompts must have the same length.
  */
-export function generate(model: LanguageModel, prompts: readonly number[][], options: GenerationOptions): Generation {
+export async function generate(
+  model: LanguageModel,
+  prompts: readonly number[][],
+  options: GenerationOptions,
+): Promise<Generation> {
   const batch = prompts.length;
   const promptLength = prompts[0]?.length ?? 0;
   if (batch === 0 || promptLength === 0) throw new InterleaveError('generation needs at least one non-empty prompt');
@@ -53,7 +57,8 @@ export function generate(model: LanguageModel, prompts: readonly number[][], opt
       input.dispose();
       tf.dispose(state as unknown as tf.TensorContainer);
       state = after;
-      const rows = logits.arraySync();
+      // Asynchronous read: webgpu in Node cannot read back synchronously.
+      const rows = (await logits.array()) as number[][];
       logits.dispose();
       if (position + 1 < promptLength) {
         next = prompts.map((prompt) => prompt[position + 1] as number);

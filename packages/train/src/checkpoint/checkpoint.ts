@@ -46,10 +46,11 @@ export interface TrainerState {
 }
 
 /** Tensors as float32 safetensors records (their data read back from the backend). */
-export function tensorRecords(tensors: Record<string, tf.Tensor>): Record<string, TensorRecord> {
+/** Reads tensors back asynchronously (webgpu in Node has no synchronous read). */
+export async function tensorRecords(tensors: Record<string, tf.Tensor>): Promise<Record<string, TensorRecord>> {
   const out: Record<string, TensorRecord> = {};
   for (const [name, tensor] of Object.entries(tensors)) {
-    out[name] = { dtype: 'F32', shape: [...tensor.shape], data: tensor.dataSync() as Float32Array };
+    out[name] = { dtype: 'F32', shape: [...tensor.shape], data: (await tensor.data()) as Float32Array };
   }
   return out;
 }
@@ -61,7 +62,7 @@ export function tensorRecords(tensors: Record<string, tf.Tensor>): Record<string
 export async function writeModelWeights(path: string, model: LanguageModel, metadata: Record<string, string> = {}) {
   const tensors: Record<string, tf.Tensor> = {};
   for (const { name, variable } of model.parameters.list()) tensors[name] = variable;
-  await writeSafetensorsFile(path, tensorRecords(tensors), {
+  await writeSafetensorsFile(path, await tensorRecords(tensors), {
     format: 'pt',
     [METADATA_KEYS.model]: JSON.stringify(model.config),
     ...metadata,
@@ -83,7 +84,7 @@ export async function writeCheckpoint(
   await writeModelWeights(join(directory, MODEL_FILE), trainer.model, { ...metadata, ...extraMetadata });
   await writeSafetensorsFile(
     join(directory, OPTIMIZER_FILE),
-    tensorRecords(trainer.optimizer.stateTensors()),
+    await tensorRecords(trainer.optimizer.stateTensors()),
     metadata,
   );
   await writeFileAtomic(join(directory, TRAINER_FILE), `${JSON.stringify(state, null, 2)}\n`);

@@ -44,7 +44,7 @@ export async function exportCheckpoint(
     const { model, blueprint } = loaded;
     const variables: Record<string, tf.Tensor> = {};
     for (const { name, variable } of model.parameters.list()) variables[name] = variable;
-    let tensors: TensorSet = tensorRecords(variables);
+    let tensors: TensorSet = await tensorRecords(variables);
     const metadata: Record<string, string> = { format: 'pt', ...blueprint.metadata, [LAYOUT_METADATA_KEY]: layout };
     if (layout === 'mamba_ssm') {
       metadata[MAMBA_SSM_CONFIG_KEY] = JSON.stringify(mambaSsmConfig(blueprint.model, blueprint.layers));

@@ -196,7 +196,7 @@ async function trainLoop(
     );
   let finalEval: EvalMetrics | undefined;
   while (trainer.stepsDone < steps && !stopSignal?.stopped) {
-    const metrics = trainer.trainStep();
+    const metrics = await trainer.trainStep();
     losses.push(metrics.loss);
     progress.update(metrics);
     if (!Number.isFinite(metrics.loss)) {
@@ -214,7 +214,7 @@ async function trainLoop(
     );
     const last = metrics.step === steps;
     if ((evalEvery !== null && metrics.step % evalEvery === 0) || last) {
-      const evaluation = trainer.evaluate();
+      const evaluation = await trainer.evaluate();
       finalEval = evaluation;
       progress.log(
         `eval @ step ${metrics.step}: test loss ${evaluation.loss.toFixed(4)}, accuracy ${evaluation.accuracy.toFixed(4)}`,
@@ -227,7 +227,7 @@ async function trainLoop(
   progress.finish();
   const status = trainer.stepsDone < steps ? ('KILLED' as const) : ('FINISHED' as const);
   if (finalEval === undefined) {
-    finalEval = trainer.evaluate();
+    finalEval = await trainer.evaluate();
     await tracker.logMetrics({ 'eval/loss': finalEval.loss, 'eval/accuracy': finalEval.accuracy }, trainer.stepsDone);
   }
   await checkpoint();

@@ -49,7 +49,8 @@ export class Trainer {
     this.optimizer.stepCount = steps;
   }
 
-  trainStep(): StepMetrics {
+  /** One update. Async because reading the loss back is asynchronous on GPU backends. */
+  async trainStep(): Promise<StepMetrics> {
     const batch = this.task.trainBatch(this.completed, this.train.batch_size);
     const learningRate = learningRateAt(this.completed, this.train);
     const parameters = this.model.parameters.list();
@@ -76,7 +77,7 @@ export class Trainer {
       this.optimizer.apply(gradients, learningRate);
       return [value, norm];
     });
-    const values = [loss, gradNorm, correct, counted].map((tensor) => (tensor as tf.Scalar).dataSync()[0] as number);
+    const values = await readScalars([loss, gradNorm, correct, counted] as tf.Tensor[]);
     tf.dispose([loss, gradNorm, correct, counted] as tf.Tensor[]);
     this.completed += 1;
     const [lossValue, normValue, correctValue, countedValue] = values as [number, number, number, number];
@@ -91,7 +92,7 @@ export class Trainer {
   }
 
   /** Loss and accuracy over the task's whole test set, counting only supervised positions. */
-  evaluate(batchSize = this.train.batch_size): EvalMetrics {
+  async evaluate(batchSize = this.train.batch_size): Promise<EvalMetrics> {
     let lossSum = 0;
     let correctSum = 0;
     let countedSum = 0;
@@ -103,11 +104,7 @@ export class Trainer {
         const hits = maskedCorrect(logits, supervision);
         return [maskedCrossEntropy(logits, supervision), hits.correct, hits.counted];
       });
-      const [l, c, n] = [loss, correct, counted].map((t) => (t as tf.Scalar).dataSync()[0] as number) as [
-        number,
-        number,
-        number,
-      ];
+      const [l, c, n] = (await readScalars([loss, correct, counted] as tf.Tensor[])) as [number, number, number];
       tf.dispose([loss, correct, counted] as tf.Tensor[]);
       lossSum += l * n;
       correctSum += c;
@@ -124,6 +121,11 @@ export class Trainer {
   dispose(): void {
     this.optimizer.dispose();
   }
+}
+
+/** Values of scalar tensors, read without blocking: webgpu in Node cannot read synchronously. */
+async function readScalars(tensors: tf.Tensor[]): Promise<number[]> {
+  return Promise.all(tensors.map(async (tensor) => (await tensor.data())[0] as number));
 }
 
 function toTensors(batch: TokenBatch): { inputs: tf.Tensor2D; supervision: Supervision } {

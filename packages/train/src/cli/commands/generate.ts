@@ -33,7 +33,7 @@ export const generateCommand: Command = {
     const { model } = await loadModelFromCheckpoint(positionals[0] as string, { config: values.config });
     try {
       const memory: number[] = [];
-      const result = generate(model, prompts, {
+      const result = await generate(model, prompts, {
         maxNewTokens,
         temperature,
         seed,
