@@ -1,4 +1,10 @@
-import { fullAttentionBlock, mambaBlock, registerBuiltinBlocks, slidingWindowAttentionBlock } from '@interleave/blocks';
+import {
+  fullAttentionBlock,
+  mambaBlock,
+  registerBuiltinBlocks,
+  rglruBlock,
+  slidingWindowAttentionBlock,
+} from '@interleave/blocks';
 import {
   applyPlugin,
   type BlockDefinition,
@@ -63,6 +69,14 @@ describe('generation in step mode', () => {
   it.each([
     ['mamba', [[mambaBlock, { d_state: 4 }]]],
     ['sliding-window attention', [[slidingWindowAttentionBlock, { window: 8, heads: 2 }]]],
+    ['rg-lru', [[rglruBlock, {}]]],
+    [
+      'griffin-style rg-lru + local attention',
+      [
+        [rglruBlock, {}],
+        [slidingWindowAttentionBlock, { window: 8, heads: 2, kv_heads: 1 }],
+      ],
+    ],
     [
       'mamba + swa',
       [
