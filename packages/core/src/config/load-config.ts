@@ -10,14 +10,8 @@ import { fileSource, overrideSource, SourceChain } from './source-chain.js';
 import { type LocationPart, readYamlFile, type YamlSource } from './yaml-source.js';
 import { firstConfigError } from './zod-issues.js';
 
-/** A config file after `extends`, overrides and validation. */
-export interface LoadedConfig {
-  /** The path as given. */
-  readonly file: string;
-  /** Validated, with defaults applied. */
-  readonly config: ExperimentConfig;
-  /** The merged plain data after `extends` and overrides, before defaults: what a run saves and hashes. */
-  readonly resolved: Record<string, unknown>;
+/** Locates config values and validates parts of the config, reporting ConfigErrors. */
+export interface ConfigSource {
   /**
    * Where the value at `path` came from: an override, the file or one of its bases. For a
    * missing path, its nearest existing parent; `part: 'key'` gives the key's own position.
@@ -28,6 +22,32 @@ export interface LoadedConfig {
    * throws the first problem as a ConfigError located in the YAML, else returns zod's output.
    */
   validate<T>(schema: z.ZodType<T>, value: unknown, path: KeyPath): T;
+}
+
+/** A config file after `extends`, overrides and validation. */
+export interface LoadedConfig extends ConfigSource {
+  /** The path as given. */
+  readonly file: string;
+  /** Validated, with defaults applied. */
+  readonly config: ExperimentConfig;
+  /** The merged plain data after `extends` and overrides, before defaults: what a run saves and hashes. */
+  readonly resolved: Record<string, unknown>;
+}
+
+/**
+ * A ConfigSource for config data that has no YAML behind it (e.g. the config a weights file
+ * records): errors name `label` instead of a file position.
+ */
+export function configDataSource(label: string): ConfigSource {
+  const locate = (): SourceLocation => ({ file: label });
+  return {
+    locate,
+    validate: <T>(schema: z.ZodType<T>, value: unknown, path: KeyPath): T => {
+      const result = schema.safeParse(value, { reportInput: true });
+      if (result.success) return result.data;
+      throw firstConfigError(result.error.issues, { schema, value, basePath: path, locate });
+    },
+  };
 }
 
 const EXTENDS_KEY = 'extends';

@@ -1,8 +1,8 @@
 import type { Container } from 'inversify';
 import { ConfigError } from '../config/config-error.js';
 import { expandLayers } from '../config/layers.js';
-import type { LoadedConfig } from '../config/load-config.js';
-import type { MlpConfig } from '../config/schema.js';
+import type { ConfigSource } from '../config/load-config.js';
+import type { MlpConfig, ModelConfig } from '../config/schema.js';
 import type { BlockDefinition } from '../registry/block-definition.js';
 import type { BlockRegistry } from '../registry/container.js';
 import { TOKENS } from '../registry/tokens.js';
@@ -20,19 +20,23 @@ export interface ResolvedLayer {
  * Expands `repeat`/`pattern` and validates every layer against its block's own schema, so a
  * typo in any layer is reported with its file, key path and line before anything is built.
  */
-export function resolveLayers(loaded: LoadedConfig, container: Container): ResolvedLayer[] {
+export function resolveLayers(
+  layers: ModelConfig['layers'],
+  container: Container,
+  source: ConfigSource,
+): ResolvedLayer[] {
   const registry = container.get<BlockRegistry>(TOKENS.BlockRegistry);
-  return expandLayers(loaded.config.model.layers).map(({ entry, path }) => {
+  return expandLayers(layers).map(({ entry, path }) => {
     const { block: name, mlp, ...blockKeys } = entry;
     const block = registry.get(name);
     if (block === undefined) {
       throw new ConfigError(
         `unknown block '${name}' (registered: ${registry.names().join(', ') || 'none'}; plugins can register more)`,
         [...path, 'block'],
-        loaded.locate([...path, 'block']),
+        source.locate([...path, 'block']),
       );
     }
-    const config = loaded.validate(block.schema, blockKeys, path);
+    const config = source.validate(block.schema, blockKeys, path);
     return { block, config, mlp: mlp ?? null, path };
   });
 }

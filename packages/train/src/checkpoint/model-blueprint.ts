@@ -1,24 +1,16 @@
-import { registerBuiltinBlocks } from '@interleave/blocks';
 import {
-  applyPlugin,
-  type BlockRegistry,
   type Container,
-  createContainer,
-  expandLayers,
-  formatKeyPath,
+  configDataSource,
   InterleaveError,
-  type KeyPath,
   loadConfig,
-  loadPlugins,
   type ModelConfig,
   modelSchema,
   type ResolvedLayer,
   resolveLayers,
   type SourceLocation,
-  TOKENS,
 } from '@interleave/core';
-import { registerBuiltinTasks } from '@interleave/eval';
 import { z } from 'zod';
+import { createRunContainer } from '../run/prepare-run.js';
 import { configMetadata, METADATA_KEYS } from './checkpoint.js';
 
 /** Everything needed to build a model of the right shape before its weights are loaded. */
@@ -42,11 +34,11 @@ export async function blueprintFromConfigFile(file: string, pluginAnchor?: strin
   const loaded = await loadConfig(file);
   const locate = (index: number): SourceLocation =>
     pluginAnchor === undefined ? loaded.locate(['plugins', index]) : { file: pluginAnchor };
-  const container = await modelContainer(loaded.config.plugins, locate);
+  const container = await createRunContainer(loaded.config.plugins, locate);
   return {
     source: file,
     model: loaded.config.model,
-    layers: resolveLayers(loaded, container),
+    layers: resolveLayers(loaded.config.model.layers, container, loaded),
     container,
     metadata: {
       [METADATA_KEYS.model]: JSON.stringify(loaded.config.model),
@@ -73,15 +65,18 @@ export async function blueprintFromMetadata(
   } catch {
     throw new InterleaveError(`${source}: not valid JSON`);
   }
-  const parsed = describedModelSchema.safeParse(key === METADATA_KEYS.config ? data : { model: data });
-  if (!parsed.success) throw issueError(source, [], parsed.error.issues);
-  const { model, plugins } = parsed.data;
+  const described = configDataSource(source);
+  const { model, plugins } = described.validate(
+    describedModelSchema,
+    key === METADATA_KEYS.config ? data : { model: data },
+    [],
+  );
   const anchor = metadata[METADATA_KEYS.configFile] ?? weightsFile;
-  const container = await modelContainer(plugins, () => ({ file: anchor }));
+  const container = await createRunContainer(plugins, () => ({ file: anchor }));
   return {
     source,
     model,
-    layers: resolveLayersOf(model, container, source),
+    layers: resolveLayers(model.layers, container, described),
     container,
     metadata: Object.fromEntries(
       Object.values(METADATA_KEYS).flatMap((name) => (metadata[name] === undefined ? [] : [[name, metadata[name]]])),
@@ -94,40 +89,3 @@ const describedModelSchema = z.looseObject({
   model: modelSchema,
   plugins: z.array(z.string().min(1)).default([]),
 });
-
-async function modelContainer(
-  plugins: readonly string[],
-  locate: (index: number) => SourceLocation,
-): Promise<Container> {
-  const container = createContainer();
-  await applyPlugin(container, registerBuiltinBlocks);
-  await applyPlugin(container, registerBuiltinTasks);
-  await loadPlugins(container, plugins, locate);
-  return container;
-}
-
-/**
- * What core's `resolveLayers` does for a loaded config file, for config data that has no file
- * (and so no line numbers): the block of every layer found, its keys checked by its schema.
- */
-function resolveLayersOf(model: ModelConfig, container: Container, source: string): ResolvedLayer[] {
-  const registry = container.get<BlockRegistry>(TOKENS.BlockRegistry);
-  return expandLayers(model.layers).map(({ entry, path }) => {
-    const { block: name, mlp, ...keys } = entry;
-    const block = registry.get(name);
-    if (block === undefined) {
-      throw new InterleaveError(
-        `${source}: ${formatKeyPath([...path, 'block'])}: unknown block '${name}' (registered: ${registry.names().join(', ')}; the config's plugins could not be loaded or do not register it)`,
-      );
-    }
-    const parsed = block.schema.safeParse(keys);
-    if (!parsed.success) throw issueError(source, path, parsed.error.issues);
-    return { block, config: parsed.data, mlp: mlp ?? null, path };
-  });
-}
-
-function issueError(source: string, base: KeyPath, issues: readonly z.core.$ZodIssue[]): InterleaveError {
-  const issue = issues[0];
-  const path = [...base, ...((issue?.path ?? []) as (string | number)[])];
-  return new InterleaveError(`${source}: ${formatKeyPath(path)}: ${issue?.message ?? 'invalid value'}`);
-}

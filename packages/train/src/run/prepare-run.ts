@@ -9,6 +9,7 @@ import {
   loadPlugins,
   type ResolvedLayer,
   resolveLayers,
+  type SourceLocation,
   type TaskDefinition,
   type TaskRegistry,
   TOKENS,
@@ -26,12 +27,21 @@ export interface PreparedRun {
 /** config → container: loads and validates everything a run needs, failing fast with file:line errors. */
 export async function prepareRun(configFile: string, overrides: readonly string[] = []): Promise<PreparedRun> {
   const loaded = await loadConfig(configFile, [...overrides]);
+  const container = await createRunContainer(loaded.config.plugins, (index) => loaded.locate(['plugins', index]));
+  const layers = resolveLayers(loaded.config.model.layers, container, loaded);
+  return { loaded, container, layers, task: resolveTask(loaded, container) };
+}
+
+/** A container with the built-in blocks and tasks, then the config's plugins. */
+export async function createRunContainer(
+  plugins: readonly string[],
+  locate: (index: number) => SourceLocation,
+): Promise<Container> {
   const container = createContainer();
   await applyPlugin(container, registerBuiltinBlocks);
   await applyPlugin(container, registerBuiltinTasks);
-  await loadPlugins(container, loaded.config.plugins, (index) => loaded.locate(['plugins', index]));
-  const layers = resolveLayers(loaded, container);
-  return { loaded, container, layers, task: resolveTask(loaded, container) };
+  await loadPlugins(container, plugins, locate);
+  return container;
 }
 
 function resolveTask(loaded: LoadedConfig, container: Container): PreparedRun['task'] {
