@@ -96,34 +96,37 @@ function expectMatchesReference(
   }
 }
 
-describe('linear recurrence: fused = tf-op parallel scan = sequential reference', () => {
-  beforeAll(async () => {
-    await selectBackend('wasm');
-  });
+describe.each(['wasm', 'cpu'] as const)(
+  'linear recurrence on %s: fused kernel = tf-op parallel scan = sequential reference',
+  (backend) => {
+    beforeAll(async () => {
+      await selectBackend(backend);
+    });
 
-  it('matches in value and in both gradients on a random sequence', () => {
-    const shape: Shape = [2, 37, 5];
-    const a = draw(shape, (rng) => rng.uniform(0, 1), 1);
-    const b = draw(shape, (rng) => rng.normal(), 2);
-    expectMatchesReference(a, b, shape, { value: 1e-5, gradient: 1e-5 });
-  });
+    it('matches in value and in both gradients on a random sequence', () => {
+      const shape: Shape = [2, 37, 5];
+      const a = draw(shape, (rng) => rng.uniform(0, 1), 1);
+      const b = draw(shape, (rng) => rng.normal(), 2);
+      expectMatchesReference(a, b, shape, { value: 1e-5, gradient: 1e-5 });
+    });
 
-  it('stays accurate over L = 4096 with decays close to 1 (long memory)', () => {
-    const shape: Shape = [1, 4096, 3];
-    const a = draw(shape, (rng) => 1 - 10 ** rng.uniform(-4, -1), 4);
-    const b = draw(shape, (rng) => rng.normal(), 5);
-    // The gradient sums up to ~1/(1 − a) ≈ 10⁴ terms: float32 rounding of the
-    // Hillis–Steele products grows with that sum, so allow 1e-4 relative.
-    expectMatchesReference(a, b, shape, { value: 1e-4, gradient: 1e-4 });
-  });
+    it('stays accurate over L = 4096 with decays close to 1 (long memory)', () => {
+      const shape: Shape = [1, 4096, 3];
+      const a = draw(shape, (rng) => 1 - 10 ** rng.uniform(-4, -1), 4);
+      const b = draw(shape, (rng) => rng.normal(), 5);
+      // The gradient sums up to ~1/(1 − a) ≈ 10⁴ terms: float32 rounding of the
+      // Hillis–Steele products grows with that sum, so allow 1e-4 relative.
+      expectMatchesReference(a, b, shape, { value: 1e-4, gradient: 1e-4 });
+    });
 
-  it('handles extreme decays (exactly 0 and 1) and large inputs', () => {
-    const shape: Shape = [2, 64, 4];
-    const a = draw(shape, (rng) => [0, 1, 1 - 1e-7, rng.uniform(0, 1)][rng.int(4)] as number, 6);
-    const b = draw(shape, (rng) => rng.normal() * 1e3, 7);
-    expectMatchesReference(a, b, shape, { value: 1e-5, gradient: 1e-5 });
-  });
-});
+    it('handles extreme decays (exactly 0 and 1) and large inputs', () => {
+      const shape: Shape = [2, 64, 4];
+      const a = draw(shape, (rng) => [0, 1, 1 - 1e-7, rng.uniform(0, 1)][rng.int(4)] as number, 6);
+      const b = draw(shape, (rng) => rng.normal() * 1e3, 7);
+      expectMatchesReference(a, b, shape, { value: 1e-5, gradient: 1e-5 });
+    });
+  },
+);
 
 describe('RG-LRU: fused and tf-op recurrences agree, gradients finite at extreme gates', () => {
   beforeAll(async () => {

@@ -1,14 +1,24 @@
+import { InterleaveError } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
+import { currentBackendHas } from './kernels/register-once.js';
 
-/** `fused`: a JavaScript kernel inside tf.customGrad; `ops`: the portable tf-op parallel scan. */
+/** `fused`: the registered tfjs kernel (cpu and wasm); `ops`: the portable tf-op parallel scan. */
 export type ScanImplementation = 'fused' | 'ops';
 
 /**
- * The fused kernels read and write tensor data in CPU memory, which is free on cpu and wasm
- * and a round trip on a GPU; `INTERLEAVE_SCAN=fused|ops` forces one (tests, benchmarks).
+ * The fused kernel where the current backend has one registered under `kernelName`, else the
+ * tf-op scan; `INTERLEAVE_SCAN=fused|ops` forces one (tests, benchmarks).
  */
-export function defaultScanImplementation(): ScanImplementation {
+export function defaultScanImplementation(kernelName: string): ScanImplementation {
   const forced = process.env.INTERLEAVE_SCAN;
   if (forced === 'fused' || forced === 'ops') return forced;
-  return ['cpu', 'wasm'].includes(tf.getBackend()) ? 'fused' : 'ops';
+  return currentBackendHas(kernelName) ? 'fused' : 'ops';
+}
+
+export function assertFusedAvailable(kernelName: string): void {
+  if (!currentBackendHas(kernelName)) {
+    throw new InterleaveError(
+      `the fused scan kernel '${kernelName}' is registered for the cpu and wasm backends, not for '${tf.getBackend()}' (use INTERLEAVE_SCAN=ops)`,
+    );
+  }
 }

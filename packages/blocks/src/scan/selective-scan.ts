@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
+import { SELECTIVE_SCAN_GRAD_KERNEL, SELECTIVE_SCAN_KERNEL } from './kernels/selective-scan-kernel.js';
 import { linearScan } from './linear-scan.js';
-import { defaultScanImplementation, type ScanImplementation } from './scan-implementation.js';
+import { assertFusedAvailable, defaultScanImplementation, type ScanImplementation } from './scan-implementation.js';
 
 /**
  * The selective scan of Mamba (SPEC §2.1), without the D skip:
@@ -18,14 +19,15 @@ export interface SelectiveScanInputs {
 export type { ScanImplementation } from './scan-implementation.js';
 
 /**
- * `fused`: one pass over the data in JavaScript, forward and backward, for backends whose
- * tensors live in CPU memory (cpu, wasm) — it never materialises the [B, L, d_inner, d_state]
- * decay and drive tensors as tfjs ops would. `ops`: the portable tf-op formulation
- * (a parallel scan), for every other backend. `INTERLEAVE_SCAN=fused|ops` forces one.
+ * `fused`: the tfjs kernels `InterleaveSelectiveScan`/`…Grad` registered for cpu and wasm
+ * (kernels/), one pass over the data forward and one (recomputing) backward, split by channel
+ * over worker threads — never materialising the [B, L, d_inner, d_state] decay and drive
+ * tensors as tfjs ops would. `ops`: the portable tf-op formulation (a parallel scan), for every
+ * other backend. `INTERLEAVE_SCAN=fused|ops` forces one.
  */
 export function selectiveScan(
   inputs: SelectiveScanInputs,
-  implementation: ScanImplementation = defaultScanImplementation(),
+  implementation: ScanImplementation = defaultScanImplementation(SELECTIVE_SCAN_KERNEL),
 ): tf.Tensor3D {
   return implementation === 'fused' ? fusedSelectiveScan(inputs) : selectiveScanWithOps(inputs);
 }
@@ -43,150 +45,17 @@ export function selectiveScanWithOps({ x, dt, a, b, c }: SelectiveScanInputs): t
 }
 
 function fusedSelectiveScan(inputs: SelectiveScanInputs): tf.Tensor3D {
-  const scan = tf.customGrad((x, dt, a, b, c, _save) => {
-    const shape = (x as tf.Tensor3D).shape;
-    const data = {
-      x: (x as tf.Tensor).dataSync() as Float32Array,
-      dt: (dt as tf.Tensor).dataSync() as Float32Array,
-      a: (a as tf.Tensor).dataSync() as Float32Array,
-      b: (b as tf.Tensor).dataSync() as Float32Array,
-      c: (c as tf.Tensor).dataSync() as Float32Array,
-    };
-    const dims = { batch: shape[0], length: shape[1], dInner: shape[2], dState: (a as tf.Tensor2D).shape[1] };
-    const { y, ...saved } = scanForward(data, dims);
+  assertFusedAvailable(SELECTIVE_SCAN_KERNEL);
+  const scan = tf.customGrad((x, dt, a, b, c, save) => {
+    (save as tf.GradSaveFunc)([x, dt, a, b, c] as tf.Tensor[]);
     return {
-      value: tf.tensor3d(y, shape),
-      gradFunc: (dy: tf.Tensor) => {
-        const grads = scanBackward(data, dims, saved, dy.dataSync() as Float32Array);
-        return [
-          tf.tensor3d(grads.x, shape),
-          tf.tensor3d(grads.dt, shape),
-          tf.tensor2d(grads.a, [dims.dInner, dims.dState]),
-          tf.tensor3d(grads.b, [dims.batch, dims.length, dims.dState]),
-          tf.tensor3d(grads.c, [dims.batch, dims.length, dims.dState]),
-        ];
+      value: tf.engine().runKernel(SELECTIVE_SCAN_KERNEL, { x, dt, a, b, c } as tf.NamedTensorMap) as tf.Tensor3D,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, dts, as, bs, cs] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+        const named = { x: xs, dt: dts, a: as, b: bs, c: cs, dy };
+        return tf.engine().runKernel(SELECTIVE_SCAN_GRAD_KERNEL, named) as tf.Tensor[];
       },
     };
   });
   return scan(inputs.x, inputs.dt, inputs.a, inputs.b, inputs.c) as tf.Tensor3D;
-}
-
-interface ScanData {
-  x: Float32Array;
-  dt: Float32Array;
-  a: Float32Array;
-  b: Float32Array;
-  c: Float32Array;
-}
-interface ScanDims {
-  batch: number;
-  length: number;
-  dInner: number;
-  dState: number;
-}
-
-/**
- * Returns y, every h_t and every decay exp(Δ_t A) ([B, L, d_inner, d_state]); the backward pass
- * needs both, and keeping the decays saves recomputing the exponentials. Loops run batch, time,
- * channel, state so that every array is walked contiguously.
- */
-function scanForward(data: ScanData, { batch, length, dInner, dState }: ScanDims) {
-  const { x, dt, a, b, c } = data;
-  const y = new Float32Array(batch * length * dInner);
-  const states = new Float32Array(batch * length * dInner * dState);
-  const decays = new Float32Array(states.length);
-  const width = dInner * dState;
-  for (let bi = 0; bi < batch; bi++) {
-    for (let t = 0; t < length; t++) {
-      const row = bi * length + t;
-      const bcRow = row * dState;
-      const stateRow = row * width;
-      const previousRow = t > 0 ? stateRow - width : -1;
-      for (let d = 0; d < dInner; d++) {
-        const index = row * dInner + d;
-        const delta = dt[index] as number;
-        const driveScale = delta * (x[index] as number);
-        const base = stateRow + d * dState;
-        const aRow = d * dState;
-        let out = 0;
-        for (let n = 0; n < dState; n++) {
-          const decay = Math.exp(delta * (a[aRow + n] as number));
-          const previous = previousRow >= 0 ? (states[base - width + n] as number) : 0;
-          const next = decay * previous + driveScale * (b[bcRow + n] as number);
-          decays[base + n] = decay;
-          states[base + n] = next;
-          out += next * (c[bcRow + n] as number);
-        }
-        y[index] = out;
-      }
-    }
-  }
-  return { y, states, decays };
-}
-
-/** Reverse-time pass: gh_t = gy_t·C_t + exp(Δ_{t+1}A)·gh_{t+1}, then each input's share. */
-function scanBackward(
-  data: ScanData,
-  { batch, length, dInner, dState }: ScanDims,
-  forward: { states: Float32Array; decays: Float32Array },
-  dy: Float32Array,
-) {
-  const { x, dt, a, b, c } = data;
-  const { states, decays } = forward;
-  const width = dInner * dState;
-  const grads = {
-    x: new Float32Array(x.length),
-    dt: new Float32Array(dt.length),
-    a: new Float32Array(a.length),
-    b: new Float32Array(b.length),
-    c: new Float32Array(c.length),
-  };
-  // Accumulators that sum over many terms are kept in float64.
-  const gA = new Float64Array(a.length);
-  const gB = new Float64Array(dState);
-  const gC = new Float64Array(dState);
-  // gh for every (channel, state) of one sequence, carried backwards in time.
-  const gh = new Float64Array(width);
-  for (let bi = 0; bi < batch; bi++) {
-    gh.fill(0);
-    for (let t = length - 1; t >= 0; t--) {
-      const row = bi * length + t;
-      const bcRow = row * dState;
-      const stateRow = row * width;
-      gB.fill(0);
-      gC.fill(0);
-      for (let d = 0; d < dInner; d++) {
-        const index = row * dInner + d;
-        const delta = dt[index] as number;
-        const xValue = x[index] as number;
-        const gy = dy[index] as number;
-        const base = stateRow + d * dState;
-        const carry = d * dState;
-        let gDelta = 0;
-        let gX = 0;
-        for (let n = 0; n < dState; n++) {
-          const aValue = a[carry + n] as number;
-          const bValue = b[bcRow + n] as number;
-          const decay = decays[base + n] as number;
-          const previous = t > 0 ? (states[base - width + n] as number) : 0;
-          const g = (gh[carry + n] as number) + gy * (c[bcRow + n] as number);
-          gC[n] = (gC[n] as number) + gy * (states[base + n] as number);
-          const decayTerm = g * decay * previous;
-          gDelta += aValue * decayTerm + g * xValue * bValue;
-          gX += g * delta * bValue;
-          gB[n] = (gB[n] as number) + g * delta * xValue;
-          gA[carry + n] = (gA[carry + n] as number) + delta * decayTerm;
-          gh[carry + n] = g * decay;
-        }
-        grads.dt[index] = gDelta;
-        grads.x[index] = gX;
-      }
-      for (let n = 0; n < dState; n++) {
-        grads.b[bcRow + n] = gB[n] as number;
-        grads.c[bcRow + n] = gC[n] as number;
-      }
-    }
-  }
-  grads.a.set(gA);
-  return grads;
 }
