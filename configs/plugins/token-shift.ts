@@ -3,10 +3,24 @@
  * It shows the whole contract a block implements: a config schema, PyTorch-style parameters,
  * a parallel `forward`, and a recurrent `initState`/`step` that reproduces it.
  *
+ * `flops` declares its compute per token, which training logs as `compute/flops` (SPEC §4.3):
+ * two d×d products and one add, counted with core's helpers (a multiply-add is 2 FLOPs; a
+ * linear layer's backward costs twice its forward; a pointwise op 1, its backward 2).
+ *
  * Use it from a config with `plugins: [./plugins/token-shift.ts]` and `{ block: token_shift }`;
  * test it with `runBlockContract` from `@interleave/blocks/testing`.
  */
-import { type BlockDefinition, type Mixer, matmul, type Plugin, uniformInit } from '@interleave/core';
+import {
+  type BlockDefinition,
+  linearFlops,
+  type Mixer,
+  matmul,
+  type Plugin,
+  pointwiseFlops,
+  scaleFlops,
+  sumFlops,
+  uniformInit,
+} from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 
@@ -48,6 +62,11 @@ export const tokenShiftBlock: BlockDefinition<TokenShiftConfig> = {
         })),
     };
   },
+  flops: (_config, { dModel }) =>
+    sumFlops(
+      scaleFlops(linearFlops(dModel, dModel), 2), // W_cur·x_t, W_prev·x_{t−1}
+      pointwiseFlops(dModel), // their sum
+    ),
 };
 
 const register: Plugin = (api) => api.registerBlock(tokenShiftBlock);

@@ -1,11 +1,19 @@
 import {
+  averageVisibleKeys,
   type BlockContext,
   type BlockDefinition,
+  type FlopCount,
+  type FlopShape,
   fanInUniformInit,
   InterleaveError,
+  linearFlops,
   type Mixer,
   type MixerState,
   matmul,
+  pointwiseFlops,
+  SOFTMAX_OPS_PER_ENTRY,
+  scaleFlops,
+  sumFlops,
 } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
@@ -147,11 +155,41 @@ class AttentionMixer implements Mixer<AttentionState> {
   }
 }
 
+/** RoPE per element: x·cos ∓ partner·sin. */
+const ROTARY_OPS = 3;
+
+/**
+ * FLOPs per token (conventions in core's flop-count.ts): the q/k/v/o projections, RoPE on
+ * queries and keys, the 1/√d scale, and per query head QKᵀ, softmax and ·V over the keys the
+ * query actually sees — on average (1/L)·Σ_t min(t + 1, w) over the causal positions, (L + 1)/2
+ * for full attention — not the masked entries the dense and banded forms also compute. So the
+ * cost per token grows with L up to the window, then stays flat.
+ */
+function attentionFlops(config: AttentionConfig, { dModel, seqLen }: FlopShape): FlopCount {
+  const heads = config.heads;
+  const kvHeads = config.kv_heads ?? heads;
+  const headDim = dModel / heads;
+  const keys = averageVisibleKeys(seqLen, config.window);
+  const perHead = sumFlops(
+    linearFlops(headDim, keys), // scores q·k for each visible key
+    pointwiseFlops(SOFTMAX_OPS_PER_ENTRY * keys),
+    linearFlops(keys, headDim), // weights · V
+  );
+  return sumFlops(
+    linearFlops(dModel, heads * headDim), // q_proj
+    scaleFlops(linearFlops(dModel, kvHeads * headDim), 2), // k_proj, v_proj
+    pointwiseFlops(ROTARY_OPS * (heads + kvHeads) * headDim + heads * headDim), // RoPE, 1/√d
+    scaleFlops(perHead, heads),
+    linearFlops(heads * headDim, dModel), // o_proj
+  );
+}
+
 export const slidingWindowAttentionBlock: BlockDefinition<AttentionConfig> = {
   name: 'swa',
   description: 'causal sliding-window multi-head attention with RoPE (window: null = full)',
   schema: slidingWindowSchema,
   create: (context, config) => new AttentionMixer(context, config),
+  flops: attentionFlops,
 };
 
 export const fullAttentionBlock: BlockDefinition<z.infer<typeof fullAttentionSchema>> = {
@@ -159,6 +197,7 @@ export const fullAttentionBlock: BlockDefinition<z.infer<typeof fullAttentionSch
   description: 'causal full multi-head attention with RoPE',
   schema: fullAttentionSchema,
   create: (context, config) => new AttentionMixer(context, { ...config, window: null }),
+  flops: (config, shape) => attentionFlops({ ...config, window: null }, shape),
 };
 
 /**

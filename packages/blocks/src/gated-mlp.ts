@@ -1,9 +1,14 @@
 import {
+  ACTIVATION_OPS,
   type ComponentContext,
   fanInUniformInit,
+  linearFlops,
   type MlpConfig,
   type MlpFactory,
   type PositionwiseLayer,
+  pointwiseFlops,
+  scaleFlops,
+  sumFlops,
 } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import { ACTIVATIONS } from './ops/activations.js';
@@ -21,5 +26,13 @@ export const gatedMlp: MlpFactory = {
       apply: <T extends tf.Tensor>(x: T): T =>
         tf.tidy(() => linear(activation(linear(x, gate)).mul(linear(x, up)), down) as T),
     };
+  },
+  flops(dModel: number, config: MlpConfig) {
+    const hidden = Math.round(config.expansion * dModel);
+    return sumFlops(
+      scaleFlops(linearFlops(dModel, hidden), 2), // gate_proj, up_proj
+      pointwiseFlops((ACTIVATION_OPS[config.activation] + 1) * hidden), // act(gate) ⊙ up
+      linearFlops(hidden, dModel), // down_proj
+    );
   },
 };

@@ -1,13 +1,21 @@
 import {
+  ACTIVATION_OPS,
   type BlockContext,
   type BlockDefinition,
   constantInit,
+  depthwiseConvFlops,
+  type FlopCount,
+  type FlopShape,
   type Initializer,
   InterleaveError,
+  linearFlops,
   type Mixer,
   type MixerState,
   matmul,
   normalInit,
+  pointwiseFlops,
+  scaleFlops,
+  sumFlops,
 } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
@@ -301,9 +309,39 @@ function oneHotHeads(heads: number): tf.Tensor {
   return tf.tensor(values, [heads, 1, 1, heads, 1]);
 }
 
+/**
+ * Pointwise ops per channel of recurrenceCoefficients: log a = −c·σ(r)·softplus(a_param) (3;
+ * the softplus of a parameter is once per batch), σ(i)·x (2), sqrt(−expm1(2 log a)) (4), its
+ * product with the gated input (1), a = exp(log a) (1).
+ */
+const COEFFICIENT_OPS = 11;
+
+/**
+ * FLOPs per token (conventions in core's flop-count.ts), as `forward` runs: linear_y and
+ * linear_x, conv_1d, the two block-diagonal gates at their intrinsic cost (up to d_rnn 1024
+ * they run as one dense product, `heads` times that work, because it is faster on wasm), the
+ * RG-LRU coefficients, the recurrence h = a·h + b (2 forward; backward as
+ * scan/linear-recurrence.ts: g = dy + carry, g·h_{t−1}, carry = g·a, 3), the GeLU gate,
+ * linear_out. Independent of the sequence length.
+ */
+function rglruFlops(config: RglruConfig, { dModel }: FlopShape): FlopCount {
+  const { dRnn, heads } = resolveRnnWidth(config, dModel);
+  const blockWidth = dRnn / heads;
+  return sumFlops(
+    linearFlops(dModel, 2 * dRnn, true), // linear_y, linear_x
+    depthwiseConvFlops(dRnn, config.conv_width),
+    scaleFlops(linearFlops(blockWidth, 2 * blockWidth, true), heads), // a_gate, input_gate
+    pointwiseFlops(COEFFICIENT_OPS * dRnn),
+    { forward: 2 * dRnn, backward: 3 * dRnn }, // the recurrence
+    pointwiseFlops((ACTIVATION_OPS.gelu + 1) * dRnn), // ⊙ gelu(linear_y x)
+    linearFlops(dRnn, dModel, true), // linear_out
+  );
+}
+
 export const rglruBlock: BlockDefinition<RglruConfig> = {
   name: 'rglru',
   description: "Griffin's recurrent block with the RG-LRU (De et al. 2024)",
   schema: rglruSchema,
   create: (context, config) => new RglruMixer(context, config),
+  flops: rglruFlops,
 };

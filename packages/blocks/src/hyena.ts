@@ -1,10 +1,17 @@
 import {
   type BlockContext,
   type BlockDefinition,
+  depthwiseConvFlops,
+  type FlopCount,
+  type FlopShape,
   fanInUniformInit,
   InterleaveError,
+  linearFlops,
   type Mixer,
   type MixerState,
+  pointwiseFlops,
+  scaleFlops,
+  sumFlops,
 } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
@@ -12,6 +19,7 @@ import { ImplicitFilter } from './hyena/implicit-filter.js';
 import {
   causalLongConvolution,
   type LongConvolutionMethod,
+  longConvolutionFlops,
   longConvolutionMethodFor,
 } from './hyena/long-convolution.js';
 import { causalDepthwiseConv1d, causalDepthwiseConv1dStep } from './ops/causal-depthwise-conv.js';
@@ -223,9 +231,33 @@ class HyenaMixer implements Mixer<HyenaState> {
   }
 }
 
+/**
+ * FLOPs per token (conventions in core's flop-count.ts), as `forward` runs: in_proj to
+ * (N + 1)·D, the short depthwise conv, then per long-convolution stage the gate, the FFT
+ * convolution (O(log L) per token: see longConvolutionFlops) and its bias term, the last gate,
+ * out_proj. The implicit filters are computed from the parameters once per batch and are not
+ * counted per token.
+ */
+function hyenaFlops(config: HyenaConfig, { dModel, seqLen }: FlopShape): FlopCount {
+  const projected = (config.order + 1) * dModel;
+  const stage = sumFlops(
+    pointwiseFlops(dModel), // z ⊙ x_n
+    scaleFlops(longConvolutionFlops(seqLen), dModel),
+    pointwiseFlops(2 * dModel), // + bias ⊙ z
+  );
+  return sumFlops(
+    linearFlops(dModel, projected, true), // in_proj
+    depthwiseConvFlops(projected, config.short_filter_order),
+    scaleFlops(stage, config.order - 1),
+    pointwiseFlops(dModel), // ⊙ x_0
+    linearFlops(dModel, dModel, true), // out_proj
+  );
+}
+
 export const hyenaBlock: BlockDefinition<HyenaConfig> = {
   name: 'hyena',
   description: 'Hyena operator: gated implicit long convolutions (Poli et al. 2023)',
   schema: hyenaSchema,
   create: (context, config) => new HyenaMixer(context, config),
+  flops: hyenaFlops,
 };

@@ -1,12 +1,19 @@
 import {
+  ACTIVATION_OPS,
   type BlockContext,
   type BlockDefinition,
   constantInit,
+  depthwiseConvFlops,
+  type FlopCount,
+  type FlopShape,
   fanInUniformInit,
   type Initializer,
   indexedInit,
+  linearFlops,
   type Mixer,
   type MixerState,
+  pointwiseFlops,
+  sumFlops,
   uniformInit,
 } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
@@ -69,7 +76,7 @@ class MambaMixer implements Mixer<MambaState> {
     const { dModel, params } = context;
     const { d_state: dState, d_conv: dConv } = config;
     this.dInner = config.expand * dModel;
-    this.dtRank = config.dt_rank === 'auto' ? Math.ceil(dModel / 16) : config.dt_rank;
+    this.dtRank = dtRankOf(config, dModel);
     const dInner = this.dInner;
     this.inProj = params.create('in_proj.weight', [2 * dInner, dModel], fanInUniformInit(dModel));
     this.convWeight = params.create('conv1d.weight', [dInner, 1, dConv], fanInUniformInit(dConv), { decay: true });
@@ -141,9 +148,55 @@ class MambaMixer implements Mixer<MambaState> {
   }
 }
 
+function dtRankOf(config: MambaConfig, dModel: number): number {
+  return config.dt_rank === 'auto' ? Math.ceil(dModel / 16) : config.dt_rank;
+}
+
+/**
+ * Per state element (d_inner·d_state of them per token) the scan's forward does exp(Δ·A) (2),
+ * decay·h (1), (Δx)·B (1), the add (1) and y += h·C (2); per channel Δ·x (1) once.
+ */
+const SCAN_FORWARD_OPS_PER_STATE = 7;
+/**
+ * The scan's reverse-time pass (the fused kernel's formula) per state element:
+ * g = gh + dy·C (2), dC += dy·h (2), g·decay·h_{t−1} (2), dΔ += A·that + g·x·B (5),
+ * dx += g·Δ·B (3), dB += g·Δ·x (3), dA += Δ·that (2), gh = g·decay (1). A kernel that
+ * recomputes the forward states to save memory does more; as with activation checkpointing,
+ * that recomputation is not counted.
+ */
+const SCAN_BACKWARD_OPS_PER_STATE = 20;
+
+/**
+ * FLOPs per token (conventions in core's flop-count.ts), term by term as `forward` runs:
+ * in_proj, conv1d, SiLU, x_proj, dt_proj, softplus, the selective scan, the D skip, the
+ * SiLU(z) gate, out_proj. Independent of the sequence length. The scan is counted as the
+ * sequential recurrence (the `ops` parallel scan does log₂ L times that work on GPUs).
+ */
+function mambaFlops(config: MambaConfig, { dModel }: FlopShape): FlopCount {
+  const dInner = config.expand * dModel;
+  const dtRank = dtRankOf(config, dModel);
+  const dState = config.d_state;
+  return sumFlops(
+    linearFlops(dModel, 2 * dInner), // in_proj → x, z
+    depthwiseConvFlops(dInner, config.d_conv),
+    pointwiseFlops(ACTIVATION_OPS.silu * dInner),
+    linearFlops(dInner, dtRank + 2 * dState), // x_proj → Δ (low rank), B, C
+    linearFlops(dtRank, dInner, true), // dt_proj
+    pointwiseFlops(ACTIVATION_OPS.softplus * dInner),
+    {
+      forward: dInner * (1 + SCAN_FORWARD_OPS_PER_STATE * dState),
+      backward: dInner * SCAN_BACKWARD_OPS_PER_STATE * dState,
+    },
+    pointwiseFlops(2 * dInner), // + D ⊙ x
+    pointwiseFlops((ACTIVATION_OPS.silu + 1) * dInner), // ⊙ silu(z)
+    linearFlops(dInner, dModel), // out_proj
+  );
+}
+
 export const mambaBlock: BlockDefinition<MambaConfig> = {
   name: 'mamba',
   description: 'Mamba selective state-space mixer (Gu & Dao 2023)',
   schema: mambaSchema,
   create: (context, config) => new MambaMixer(context, config),
+  flops: mambaFlops,
 };

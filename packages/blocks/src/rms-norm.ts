@@ -1,4 +1,10 @@
-import { type ComponentContext, constantInit, type NormFactory, type PositionwiseLayer } from '@interleave/core';
+import {
+  type ComponentContext,
+  constantInit,
+  type NormFactory,
+  type PositionwiseLayer,
+  pointwiseFlops,
+} from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 
 /** RMSNorm: x / sqrt(mean(x²) + eps) · weight, over the last axis. */
@@ -10,4 +16,6 @@ export const rmsNorm: NormFactory = {
         tf.tidy(() => x.mul(tf.rsqrt(x.square().mean(-1, true).add(eps))).mul(weight) as T),
     };
   },
+  // Per feature: square, sum, scale by the rsqrt, scale by the weight; then mean, +eps, rsqrt once.
+  flops: (dModel) => pointwiseFlops(4 * dModel + 3),
 };

@@ -1,4 +1,4 @@
-import type { BackendCapabilities } from '@interleave/core';
+import type { BackendCapabilities, FlopCount } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 
 /**
@@ -51,6 +51,26 @@ export function causalLongConvolution(x: tf.Tensor3D, filter: tf.Tensor2D, metho
     throw new Error(`long convolution: filter [${filter.shape}] does not match x [${x.shape}] (needs [L, C])`);
   }
   return method === 'fft' ? fftConvolution(x, filter) : dftConvolution(x, filter);
+}
+
+/** FLOPs of a real FFT (or inverse) of size n, the usual estimate: 2.5·n·log₂ n. */
+function realFftFlops(size: number): number {
+  return 2.5 * size * Math.log2(size);
+}
+
+/**
+ * FLOPs per token and channel of the long convolution by FFT, the method's intrinsic cost
+ * (the `dft` path computes the same spectra with O(L) FLOPs per token, as dense matmuls,
+ * because that is faster on wasm and cpu at these lengths; it is not what is counted).
+ * Forward per sequence and channel: rfft of the signal at 2L, L + 1 complex products (6 each),
+ * irfft. Backward, as `fftConvolution`'s gradFunc: rfft of dy, two conjugate products and the
+ * batch sum of the filter's (2 per bin), irfft of dx. The filter's own transforms (forward, and
+ * its gradient's inverse transform) happen once per batch and are not per-token work.
+ */
+export function longConvolutionFlops(length: number): FlopCount {
+  const transforms = 2 * realFftFlops(2 * length);
+  const bins = length + 1;
+  return { forward: (transforms + 6 * bins) / length, backward: (transforms + (12 + 2) * bins) / length };
 }
 
 // ---------------------------------------------------------------------------------------------

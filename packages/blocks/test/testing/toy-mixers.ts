@@ -10,8 +10,11 @@ import {
   type BlockDefinition,
   fanInUniformInit,
   type Initializer,
+  linearFlops,
   type Mixer,
   type MixerState,
+  pointwiseFlops,
+  sumFlops,
 } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
@@ -227,5 +230,8 @@ export function toyBlock(bug: ToyBug = 'none'): BlockDefinition<ToyConfig> {
     description: 'y_t = gain · tanh(W · mean(x_≤t)), with one deliberate bug',
     schema: toySchema,
     create: (context, config) => new ToyMixer(context, config, bug),
+    // running sum, ÷ count, W·mean, tanh, · gain (the bugs' extra terms are not counted)
+    flops: (_config, { dModel }) =>
+      sumFlops(pointwiseFlops(2 * dModel), linearFlops(dModel, dModel), pointwiseFlops(2 * dModel)),
   };
 }

@@ -43,6 +43,9 @@ export const modelSchema = z.strictObject({
 
 export const taskEntrySchema = z.looseObject({ name: z.string().min(1) });
 
+/** An entry of `evals:`: the evaluation's registered name, then its own keys. */
+export const evaluationEntrySchema = z.looseObject({ task: z.string().min(1) });
+
 export const optimizerSchema = z.strictObject({
   name: z.literal('adamw').default('adamw'),
   lr: z.number().positive(),
@@ -155,6 +158,8 @@ export const experimentSchema = z.strictObject({
   train: trainSchema,
   tracking: trackingSchema.default({ uri: './mlruns', experiment: 'Default' }),
   plugins: z.array(z.string().min(1)).default([]),
+  /** Evaluations run after training, logged to the same run. */
+  evals: z.array(evaluationEntrySchema).default([]),
   /** `null` marks a config made from a sweep's trial: a plain training config again. */
   sweep: sweepSchema.nullable().optional(),
 });

@@ -9,6 +9,7 @@ import type { Mixer, MixerState, MlpFactory, NormFactory, PositionwiseLayer } fr
 import { TOKENS } from '../registry/tokens.js';
 import { embeddingLookup } from './embedding.js';
 import { normalInit } from './initializers.js';
+import { type ModelFlops, modelFlopsPerToken } from './model-flops.js';
 import { ParameterStore } from './parameter-store.js';
 import type { ResolvedLayer } from './resolve-layers.js';
 
@@ -38,6 +39,8 @@ export class LanguageModel {
     private readonly layers: readonly ResidualLayer[],
     private readonly finalNorm: PositionwiseLayer,
     private readonly head: tf.Variable,
+    /** What the FLOP count reads: the layers as resolved and the norm and MLP factories. */
+    private readonly components: { layers: readonly ResolvedLayer[]; norm: NormFactory; mlp: MlpFactory },
   ) {}
 
   /** Builds the model from resolved layers, with every parameter drawn from `rng`. */
@@ -76,7 +79,11 @@ export class LanguageModel {
       const head = config.tie_embeddings
         ? embedding
         : root.create('lm_head.weight', [config.vocab_size, dModel], normalInit(0.02));
-      return new LanguageModel(config, store, backend, embedding, layers, finalNorm, head);
+      return new LanguageModel(config, store, backend, embedding, layers, finalNorm, head, {
+        layers: options.layers,
+        norm: norms,
+        mlp: mlps,
+      });
     } catch (error) {
       store.dispose();
       throw error;
@@ -93,6 +100,11 @@ export class LanguageModel {
       }
       return this.logits(this.finalNorm.apply(x));
     });
+  }
+
+  /** Analytic FLOPs per training token at sequence length `seqLen` (SPEC §4.3; see model-flops.ts). */
+  flopsPerToken(seqLen: number): ModelFlops {
+    return modelFlopsPerToken({ config: this.config, seqLen, ...this.components });
   }
 
   initState(batchSize: number): ModelState {

@@ -2,6 +2,7 @@ import type * as tf from '@tensorflow/tfjs';
 import type { z } from 'zod';
 import type { BackendCapabilities } from '../backend/capabilities.js';
 import type { MlpConfig } from '../config/schema.js';
+import type { FlopCount } from '../model/flop-count.js';
 import type { ParameterScope } from '../model/parameter-store.js';
 import type { SeededRandom } from '../random/seeded-random.js';
 
@@ -33,16 +34,34 @@ export interface BlockContext {
   readonly backend: BackendCapabilities;
 }
 
+/** What a block's FLOP count may depend on besides its config. */
+export interface FlopShape {
+  readonly dModel: number;
+  /** The training sequence length (attention's cost grows with it; a recurrence's does not). */
+  readonly seqLen: number;
+}
+
 /**
  * A block: a name, a schema for its own config keys (everything in its layer entry except
- * `block` and `mlp`), and a factory. A block file registers itself; nothing else in the code
- * may switch on its name.
+ * `block` and `mlp`), a factory, and its compute. A block file registers itself; nothing else
+ * in the code may switch on its name.
  */
 export interface BlockDefinition<Config = unknown> {
   readonly name: string;
   readonly description: string;
   readonly schema: z.ZodType<Config>;
   create(context: BlockContext, config: Config): Mixer;
+  /**
+   * FLOPs *per token* of the mixer's parallel `forward` over sequences of `shape.seqLen`, and
+   * of its backward pass, from the block's own formula (SPEC §4.3) — what the run's logged
+   * compute is made of. Conventions (model/flop-count.ts): a multiply-add is 2 FLOPs; a linear
+   * layer's backward is twice its forward; pointwise ops count 1 each, their backward twice
+   * that; a recurrence or transform counts the backward its implementation performs; work on
+   * the parameters alone (once per batch) is left out; the algorithm's intrinsic cost is
+   * counted, not a backend's faster-but-wasteful formulation. The helpers `linearFlops`,
+   * `pointwiseFlops`, `depthwiseConvFlops` and `sumFlops` from `@interleave/core` keep this short.
+   */
+  flops(config: Config, shape: FlopShape): FlopCount;
 }
 
 /** Applied independently at every position: works on [B, L, D] and on [B, D]. */
@@ -59,9 +78,13 @@ export interface ComponentContext {
 /** Builds the pre-norm of every residual branch and the final norm. */
 export interface NormFactory {
   create(context: ComponentContext, eps: number): PositionwiseLayer;
+  /** FLOPs per token of one norm over `dModel` features (conventions as BlockDefinition.flops). */
+  flops(dModel: number): FlopCount;
 }
 
 /** Builds the optional MLP that follows a mixer (`mlp:` in a layer entry). */
 export interface MlpFactory {
   create(context: ComponentContext, config: MlpConfig): PositionwiseLayer;
+  /** FLOPs per token of one MLP (conventions as BlockDefinition.flops). */
+  flops(dModel: number, config: MlpConfig): FlopCount;
 }

@@ -2,7 +2,9 @@ import { Container } from 'inversify';
 
 export type { Container } from 'inversify';
 
+import { InterleaveError } from '../errors.js';
 import type { BlockDefinition, MlpFactory, NormFactory } from './block-definition.js';
+import type { EvaluationDefinition } from './evaluation-definition.js';
 import { NamedRegistry } from './named-registry.js';
 import type { TaskDefinition } from './task-definition.js';
 import { TOKENS } from './tokens.js';
@@ -11,6 +13,8 @@ import { TOKENS } from './tokens.js';
 export type BlockRegistry = NamedRegistry<BlockDefinition<any>>;
 // biome-ignore lint/suspicious/noExplicitAny: each definition carries its own config type
 export type TaskRegistry = NamedRegistry<TaskDefinition<any>>;
+// biome-ignore lint/suspicious/noExplicitAny: each definition carries its own config type
+export type EvaluationRegistry = NamedRegistry<EvaluationDefinition<any>>;
 
 /** What a plugin (built-in or from `plugins:`) receives to register its pieces. */
 export interface PluginApi {
@@ -19,6 +23,8 @@ export interface PluginApi {
   registerBlock(definition: BlockDefinition<any>): void;
   // biome-ignore lint/suspicious/noExplicitAny: see TaskRegistry
   registerTask(definition: TaskDefinition<any>): void;
+  // biome-ignore lint/suspicious/noExplicitAny: see EvaluationRegistry
+  registerEvaluation(definition: EvaluationDefinition<any>): void;
   /** Sets the norm used before every mixer/MLP and at the end of the model. */
   provideNorm(factory: NormFactory): void;
   /** Sets the MLP built for layer entries with `mlp:`. */
@@ -33,6 +39,7 @@ export function createContainer(): Container {
   const container = new Container();
   container.bind<BlockRegistry>(TOKENS.BlockRegistry).toConstantValue(new NamedRegistry('block'));
   container.bind<TaskRegistry>(TOKENS.TaskRegistry).toConstantValue(new NamedRegistry('task'));
+  container.bind<EvaluationRegistry>(TOKENS.EvaluationRegistry).toConstantValue(new NamedRegistry('evaluation'));
   return container;
 }
 
@@ -43,11 +50,35 @@ export function pluginApi(container: Container): PluginApi {
   };
   return {
     container,
-    registerBlock: (definition) => container.get<BlockRegistry>(TOKENS.BlockRegistry).register(definition),
+    registerBlock: (definition) => {
+      requireFlops(definition, `block '${definition.name}'`, 'flops(config, { dModel, seqLen })');
+      container.get<BlockRegistry>(TOKENS.BlockRegistry).register(definition);
+    },
     registerTask: (definition) => container.get<TaskRegistry>(TOKENS.TaskRegistry).register(definition),
-    provideNorm: (factory) => rebind(TOKENS.NormFactory, factory),
-    provideMlp: (factory) => rebind(TOKENS.MlpFactory, factory),
+    registerEvaluation: (definition) =>
+      container.get<EvaluationRegistry>(TOKENS.EvaluationRegistry).register(definition),
+    provideNorm: (factory) => {
+      requireFlops(factory, 'the norm passed to provideNorm', 'flops(dModel)');
+      rebind(TOKENS.NormFactory, factory);
+    },
+    provideMlp: (factory) => {
+      requireFlops(factory, 'the MLP passed to provideMlp', 'flops(dModel, config)');
+      rebind(TOKENS.MlpFactory, factory);
+    },
   };
+}
+
+/**
+ * TypeScript plugins cannot omit `flops`; JavaScript ones can, and would otherwise fail only
+ * when a run computes its FLOPs. Every piece of a model declares its compute (SPEC §4.3).
+ */
+function requireFlops(piece: object, what: string, signature: string): void {
+  if (typeof (piece as { flops?: unknown }).flops !== 'function') {
+    throw new InterleaveError(
+      `${what} has no ${signature} method: every block, norm and MLP declares its FLOPs per token ` +
+        '(see BlockDefinition.flops in @interleave/core)',
+    );
+  }
 }
 
 export async function applyPlugin(container: Container, plugin: Plugin): Promise<void> {

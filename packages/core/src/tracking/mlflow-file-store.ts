@@ -57,6 +57,21 @@ export async function resumeFileStoreRun(options: ResumeRunOptions): Promise<Tra
   throw new InterleaveError(`no MLflow run '${options.runId}' in ${root}`);
 }
 
+/**
+ * Opens an existing run, whatever its status, to add metrics, tags and artifacts (e.g. an
+ * evaluation of a finished run) without touching its status or end time. Do not `end` it.
+ */
+export async function annotateFileStoreRun(options: { uri: string; runId: string }): Promise<Tracker> {
+  const root = resolveFileStoreRoot(options.uri);
+  for (const experiment of await scanExperiments(root)) {
+    const directory = join(experiment.directory, options.runId);
+    const text = await readFile(join(directory, META_FILE), 'utf8').catch(() => undefined);
+    if (text === undefined) continue;
+    return FileStoreRun.attach(experiment, directory, parseMetaYaml(text));
+  }
+  throw new InterleaveError(`no MLflow run '${options.runId}' in ${root}`);
+}
+
 interface RunMeta {
   runName: string;
   status: RunStatus;
@@ -105,6 +120,24 @@ class FileStoreRun implements Tracker {
     // meta.yaml last: readers skip a run folder without it, so they never see a half-made run.
     await run.writeMeta();
     return run;
+  }
+
+  static attach(experiment: ExperimentInfo, directory: string, meta: Record<string, unknown>): FileStoreRun {
+    const runId = String(meta.run_id);
+    const endTime = meta.end_time === undefined || meta.end_time === null ? null : Number(meta.end_time);
+    return new FileStoreRun(
+      runId,
+      experiment.experimentId,
+      artifactDirectory(experiment, runId),
+      directory,
+      String(meta.user_id ?? currentUser()),
+      {
+        runName: String(meta.run_name ?? ''),
+        status: runStatusFromCode(meta.status),
+        startTime: Number(meta.start_time),
+        endTime,
+      },
+    );
   }
 
   static async reopen(

@@ -73,7 +73,7 @@ describe('loadConfig: errors name the file, the key path and line:column', () =>
   it('lists the allowed keys when nothing is close', async () => {
     const { file, message } = await errorFor(`${VALID_YAML}colour: red\n`);
     expect(message).toBe(
-      `${file}:15:1: colour: unknown key 'colour' (allowed keys: name, seed, backend, model, task, train, tracking, plugins, sweep)`,
+      `${file}:15:1: colour: unknown key 'colour' (allowed keys: name, seed, backend, model, task, train, tracking, plugins, evals, sweep)`,
     );
   });
 

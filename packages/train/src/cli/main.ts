@@ -1,8 +1,11 @@
 import { explainMissingKernel, InterleaveError } from '@interleave/core';
 import type { Command } from './command.js';
+import { evalCommand } from './commands/eval.js';
 import { exportCommand } from './commands/export.js';
+import { fitCommand } from './commands/fit.js';
 import { generateCommand } from './commands/generate.js';
 import { importCommand } from './commands/import.js';
+import { reportCommand } from './commands/report.js';
 import { sweepCommand } from './commands/sweep.js';
 import { trainCommand } from './commands/train.js';
 import { workerCommand } from './commands/worker.js';
@@ -10,10 +13,13 @@ import { workerCommand } from './commands/worker.js';
 const COMMANDS: readonly Command[] = [
   trainCommand,
   generateCommand,
+  evalCommand,
   exportCommand,
   importCommand,
   sweepCommand,
   workerCommand,
+  reportCommand,
+  fitCommand,
 ];
 
 function usage(): string {

@@ -15,6 +15,7 @@ import {
   TOKENS,
 } from '@interleave/core';
 import { registerBuiltinTasks } from '@interleave/eval';
+import { type ResolvedEvaluation, resolveEvaluations } from './evaluations.js';
 
 /** A config that has been fully checked — file, plugins, every layer, the task — before any tensor exists. */
 export interface PreparedRun {
@@ -22,6 +23,8 @@ export interface PreparedRun {
   readonly container: Container;
   readonly layers: readonly ResolvedLayer[];
   readonly task: { readonly definition: TaskDefinition<unknown>; readonly config: unknown };
+  /** The `evals:` entries, run after training. */
+  readonly evaluations: readonly ResolvedEvaluation[];
 }
 
 /** config → container: loads and validates everything a run needs, failing fast with file:line errors. */
@@ -29,7 +32,8 @@ export async function prepareRun(configFile: string, overrides: readonly string[
   const loaded = await loadConfig(configFile, [...overrides]);
   const container = await createRunContainer(loaded.config.plugins, (index) => loaded.locate(['plugins', index]));
   const layers = resolveLayers(loaded.config.model.layers, container, loaded);
-  return { loaded, container, layers, task: resolveTask(loaded, container) };
+  const task = resolveTask(loaded, container);
+  return { loaded, container, layers, task, evaluations: resolveEvaluations(loaded, container) };
 }
 
 /** A container with the built-in blocks and tasks, then the config's plugins. */

@@ -1,10 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import {
+  architectureName,
   backendFromEnvironment,
   capabilitiesOf,
   configHash,
   flattenForParams,
+  formatFlops,
   InterleaveError,
   LanguageModel,
   openTracker,
@@ -18,6 +20,7 @@ import { configMetadata, MODEL_FILE, writeCheckpoint, writeModelWeights } from '
 import { findResumableRun, restoreCheckpoint } from '../checkpoint/resume.js';
 import { ProgressReporter, type ProgressStream } from '../trainer/progress.js';
 import { type EvalMetrics, Trainer } from '../trainer/trainer.js';
+import { runEvaluations } from './evaluations.js';
 import { type PreparedRun, prepareRun } from './prepare-run.js';
 
 export interface TrainRunOptions {
@@ -82,6 +85,10 @@ async function runPrepared(prepared: PreparedRun, options: TrainRunOptions): Pro
   });
   const taskInstance = task.definition.create(task.config, { vocabSize: config.model.vocab_size, seed: config.seed });
   const trainer = new Trainer(model, taskInstance, config.train);
+  // Analytic training compute (SPEC §4.3): FLOPs per token at the task's sequence length,
+  // rounded to whole FLOPs (Hyena's FFT and attention's average window are fractional).
+  const modelFlops = model.flopsPerToken(taskInstance.seqLen);
+  const flops = { total: Math.round(modelFlops.total), forward: Math.round(modelFlops.forward) };
   const hash = configHash(loaded.resolved);
   const runName = options.runName ?? config.tracking.run_name ?? config.name;
   let tracker: Tracker | undefined;
@@ -105,6 +112,7 @@ async function runPrepared(prepared: PreparedRun, options: TrainRunOptions): Pro
     }
     out.write(
       `model: ${layers.length} layers (${layers.map((layer) => layer.block.name).join(', ')}), ${model.parameters.count().toLocaleString('en-US')} parameters\n` +
+        `compute: ${formatFlops(flops.total)}/token (forward+backward)\n` +
         `task: ${taskInstance.description}\n` +
         `run: ${tracker.runId} (experiment '${config.tracking.experiment}', ${config.tracking.uri})\n`,
     );
@@ -113,21 +121,38 @@ async function runPrepared(prepared: PreparedRun, options: TrainRunOptions): Pro
       'interleave.backend_detail': backend.detail,
       'interleave.config_hash': hash,
       'interleave.config_file': loaded.file,
+      'interleave.architecture': architectureName(layers),
       ...gitTags(loaded.file),
       ...options.tags,
     });
-    await tracker.logParams({ ...flattenForParams(loaded.resolved), 'model.parameters': model.parameters.count() });
+    await tracker.logParams({
+      ...flattenForParams(loaded.resolved),
+      'model.parameters': model.parameters.count(),
+      'compute.flops_per_token': flops.total,
+      'compute.forward_flops_per_token': flops.forward,
+    });
     await tracker.logArtifact('config.yaml', stringify(loaded.resolved));
     const result = await trainLoop(trainer, tracker, out, options.stopSignal, {
       seed: config.seed,
       configHash: hash,
       backend: backend.name,
       metadata: configMetadata(loaded),
+      flopsPerToken: flops.total,
     });
     await writeModelWeights(join(tracker.artifactLocation, 'checkpoint', MODEL_FILE), model, {
       config_hash: hash,
       ...configMetadata(loaded),
     });
+    if (result.status === 'FINISHED' && prepared.evaluations.length > 0) {
+      await runEvaluations(prepared.evaluations, {
+        model,
+        seed: config.seed,
+        trainingTask: config.task,
+        tracker,
+        step: result.steps,
+        log: (line) => out.write(`${line}\n`),
+      });
+    }
     const killedReason = result.status === 'FINISHED' ? await options.beforeFinish?.(tracker.runId) : undefined;
     if (killedReason !== undefined) {
       await tracker.setTags({ 'interleave.killed_reason': killedReason });
@@ -165,6 +190,8 @@ interface RunIdentity {
   configHash: string;
   backend: string;
   metadata: Record<string, string>;
+  /** Analytic forward+backward FLOPs per training token, for `compute/flops`. */
+  flopsPerToken: number;
 }
 
 async function trainLoop(
@@ -209,6 +236,10 @@ async function trainLoop(
         'train/grad_norm': metrics.gradNorm,
         'train/lr': metrics.learningRate,
         'train/tokens_per_second': progress.tokensPerSecond,
+        // Cumulative since step 0 (a resumed run continues the count); the optimizer's
+        // ~10 FLOPs per parameter per step are negligible and not counted.
+        'compute/tokens': metrics.step * metrics.tokens,
+        'compute/flops': metrics.step * metrics.tokens * identity.flopsPerToken,
       },
       metrics.step,
     );

@@ -1,0 +1,72 @@
+import type { EvaluationDefinition } from '@interleave/core';
+import { z } from 'zod';
+import { inductionTestBatches } from '../tasks/induction-heads.js';
+import { lastPredictionsByStep } from './model-predictions.js';
+
+/**
+ * Induction-heads accuracy at lengths far beyond training (SPEC §4.2), every model in its
+ * recurrent form: one `step` per token. A model whose state grows with the sequence (full
+ * attention, Hyena) is evaluated only up to `max_growing_state_length`, since its cost per token
+ * grows too; the lengths left out are recorded in a tag.
+ */
+export const inductionExtrapolationSchema = z.strictObject({
+  lengths: z.array(z.number().int().min(4)).min(1).default([64, 128, 256, 512, 1024, 2048, 4096]),
+  examples: z.number().int().positive().default(64),
+  batch_size: z.number().int().positive().default(64),
+  /** Default: the training task's `vocab` when it is induction_heads, else 16. */
+  vocab: z.number().int().min(3).optional(),
+  max_growing_state_length: z.number().int().positive().default(4096),
+});
+
+export type InductionExtrapolationConfig = z.infer<typeof inductionExtrapolationSchema>;
+
+export const inductionExtrapolationEvaluation: EvaluationDefinition<InductionExtrapolationConfig> = {
+  name: 'induction_extrapolation',
+  description: 'Induction-heads accuracy vs. sequence length, evaluated token by token in step mode.',
+  schema: inductionExtrapolationSchema,
+  async run(config, { model, seed, trainingTask, log }) {
+    const trainedVocab = trainingTask.name === 'induction_heads' ? trainingTask.vocab : undefined;
+    const vocab = config.vocab ?? (typeof trainedVocab === 'number' ? trainedVocab : 16);
+    const metrics: Record<string, number> = {};
+    const lengths = [...config.lengths].sort((a, b) => a - b);
+    let firstStateBytes: number | undefined;
+    let growing = false;
+    const leftOut: number[] = [];
+    for (const length of lengths) {
+      if (growing && length > config.max_growing_state_length) {
+        leftOut.push(length);
+        continue;
+      }
+      const started = performance.now();
+      let correct = 0;
+      let counted = 0;
+      let bytes = 0;
+      for (const batch of inductionTestBatches(seed, vocab, length, config.examples, config.batch_size)) {
+        const { predictions, stateBytes } = lastPredictionsByStep(model, batch);
+        bytes = Math.max(bytes, stateBytes / batch.batchSize);
+        for (let row = 0; row < batch.batchSize; row++) {
+          counted++;
+          if (predictions[row] === batch.targets[row * length + length - 1]) correct++;
+        }
+      }
+      firstStateBytes ??= bytes;
+      growing ||= bytes > firstStateBytes;
+      metrics[`eval/induction/len_${length}/accuracy`] = correct / counted;
+      metrics[`eval/induction/len_${length}/state_bytes_per_sequence`] = bytes;
+      const seconds = (performance.now() - started) / 1000;
+      log(
+        `induction heads length ${length}: accuracy ${(correct / counted).toFixed(4)} ` +
+          `(state ${(bytes / 1024).toFixed(1)} KiB/sequence, ${seconds.toFixed(1)}s)`,
+      );
+    }
+    if (leftOut.length > 0) {
+      log(
+        `induction heads: the state grows with length, so lengths ${leftOut.join(', ')} were not evaluated (max_growing_state_length ${config.max_growing_state_length})`,
+      );
+    }
+    return {
+      metrics,
+      ...(leftOut.length > 0 ? { tags: { 'interleave.eval.induction_not_evaluated': leftOut.join(',') } } : {}),
+    };
+  },
+};

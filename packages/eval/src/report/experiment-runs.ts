@@ -1,0 +1,131 @@
+import { findRuns, InterleaveError, listExperiments, type RunRecord, type RunStatus } from '@interleave/core';
+import { readLastValue } from './metric-values.js';
+
+/** The tag that marks a report's own MLflow run, so that a later report does not read it as data. */
+export const REPORT_KIND_TAG = 'interleave.kind';
+export const REPORT_KIND = 'report';
+
+const ARCHITECTURE_TAG = 'interleave.architecture';
+const BACKEND_TAG = 'interleave.backend';
+
+const MQAR_METRIC = /^eval\/mqar\/L(\d+)_K(\d+)\/accuracy$/;
+const INDUCTION_METRIC = /^eval\/induction\/len_(\d+)\/accuracy$/;
+
+/** One MQAR evaluation: accuracy at sequence length `seqLen` with `numKvPairs` key-value pairs. */
+export interface MqarPoint {
+  seqLen: number;
+  numKvPairs: number;
+  accuracy: number;
+}
+
+/** One induction-heads evaluation at sequence length `length`. */
+export interface InductionPoint {
+  length: number;
+  accuracy: number;
+}
+
+/** A run reduced to what a report shows: final metric values and the params it groups by. */
+export interface ReportRun {
+  runId: string;
+  runName: string;
+  /** The `interleave.architecture` tag, or the run name for runs that predate it. */
+  architecture: string;
+  status: RunStatus;
+  startTime: number;
+  params: Record<string, string>;
+  backend: string | undefined;
+  dModel: number | undefined;
+  /** The training task's sequence length (`task.seq_len`). */
+  seqLen: number | undefined;
+  parameters: number | undefined;
+  steps: number | undefined;
+  evalAccuracy: number | undefined;
+  evalLoss: number | undefined;
+  /** Cumulative training FLOPs at the last logged step. */
+  computeFlops: number | undefined;
+  mqar: MqarPoint[];
+  induction: InductionPoint[];
+}
+
+/**
+ * Reads every run of `experiment` except earlier reports. Unknown experiments and experiments
+ * without runs are the user's mistake (a typo, the wrong `--uri`), so they get a message that
+ * lists what does exist.
+ */
+export async function loadExperimentRuns(uri: string, experiment: string): Promise<ReportRun[]> {
+  const experiments = await listExperiments(uri);
+  if (!experiments.some((candidate) => candidate.name === experiment)) {
+    const names = experiments.map((candidate) => `'${candidate.name}'`).join(', ');
+    throw new InterleaveError(
+      `unknown MLflow experiment '${experiment}' in ${uri} (${names === '' ? 'the store has no experiments' : `experiments: ${names}`})`,
+    );
+  }
+  const records = (await findRuns(uri, experiment)).filter((run) => run.tags[REPORT_KIND_TAG] !== REPORT_KIND);
+  if (records.length === 0)
+    throw new InterleaveError(`MLflow experiment '${experiment}' in ${uri} has no runs to report`);
+  const runs: ReportRun[] = [];
+  for (const record of records) runs.push(await summarizeRun(uri, record));
+  return runs;
+}
+
+async function summarizeRun(uri: string, record: RunRecord): Promise<ReportRun> {
+  const last = (key: string) =>
+    record.metricKeys.includes(key) ? readLastValue(uri, record.runId, key) : Promise.resolve(undefined);
+  const mqar: MqarPoint[] = [];
+  const induction: InductionPoint[] = [];
+  for (const key of record.metricKeys) {
+    const mqarMatch = MQAR_METRIC.exec(key);
+    if (mqarMatch) {
+      const accuracy = await last(key);
+      if (accuracy !== undefined) {
+        mqar.push({ seqLen: Number(mqarMatch[1]), numKvPairs: Number(mqarMatch[2]), accuracy });
+      }
+    }
+    const inductionMatch = INDUCTION_METRIC.exec(key);
+    if (inductionMatch) {
+      const accuracy = await last(key);
+      if (accuracy !== undefined) induction.push({ length: Number(inductionMatch[1]), accuracy });
+    }
+  }
+  const params = record.params;
+  const evalAccuracy = await last('eval/accuracy');
+  const seqLen = numericParam(params, 'task.seq_len');
+  const numKvPairs = numericParam(params, 'task.num_kv_pairs');
+  // A sweep over K trains one run per K and evaluates each on its own task only: that run's
+  // final test accuracy is then its point of the accuracy-vs-K curve.
+  const isMqarTask = params['task.name'] === undefined || params['task.name'] === 'mqar';
+  if (
+    mqar.length === 0 &&
+    isMqarTask &&
+    evalAccuracy !== undefined &&
+    seqLen !== undefined &&
+    numKvPairs !== undefined
+  ) {
+    mqar.push({ seqLen, numKvPairs, accuracy: evalAccuracy });
+  }
+  return {
+    runId: record.runId,
+    runName: record.runName,
+    architecture: record.tags[ARCHITECTURE_TAG] || record.runName || record.runId,
+    status: record.status,
+    startTime: record.startTime,
+    params,
+    backend: record.tags[BACKEND_TAG],
+    dModel: numericParam(params, 'model.d_model'),
+    seqLen,
+    parameters: numericParam(params, 'model.parameters'),
+    steps: numericParam(params, 'train.steps'),
+    evalAccuracy,
+    evalLoss: await last('eval/loss'),
+    computeFlops: await last('compute/flops'),
+    mqar: mqar.sort((a, b) => a.seqLen - b.seqLen || a.numKvPairs - b.numKvPairs),
+    induction: induction.sort((a, b) => a.length - b.length),
+  };
+}
+
+function numericParam(params: Record<string, string>, key: string): number | undefined {
+  const text = params[key];
+  if (text === undefined || text.trim() === '') return undefined;
+  const value = Number(text);
+  return Number.isFinite(value) ? value : undefined;
+}

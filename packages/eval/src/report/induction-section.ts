@@ -1,0 +1,130 @@
+import type { TopLevelSpec } from 'vega-lite';
+import { type ColorScale, colorsFor } from './architecture-colors.js';
+import type { ReportRun } from './experiment-runs.js';
+import { formatAccuracy, MISSING } from './format-cells.js';
+import { accuracyAxis, type PlotLayer, powerOfTwoLabels } from './plot-axes.js';
+import { renderPlot } from './render-plot.js';
+import type { ReportSection, ReportTable } from './report-document.js';
+
+/**
+ * Induction-heads length extrapolation (Mamba paper §4.1): accuracy against evaluation length,
+ * one line per architecture, with the training length marked. An architecture with several
+ * runs is shown by its best one (highest mean accuracy over lengths); a curve stitched from
+ * different runs' best points would promise an extrapolation no single model achieves.
+ */
+export async function inductionSection(runs: readonly ReportRun[], colors: ColorScale): Promise<ReportSection> {
+  const section: ReportSection = {
+    id: 'induction',
+    title: 'Induction heads: accuracy vs. sequence length',
+    tables: [],
+    notes: [],
+  };
+  const chosen = bestRunPerArchitecture(runs);
+  if (chosen.length === 0) {
+    section.omitted = 'No induction-head evaluations in this experiment (no eval/induction/len_<n>/accuracy metrics).';
+    return section;
+  }
+  const points = chosen.flatMap((run) =>
+    run.induction
+      .filter((point) => Number.isFinite(point.accuracy))
+      .map((point) => ({ architecture: run.architecture, length: point.length, accuracy: point.accuracy })),
+  );
+  const lengths = [...new Set(points.map((point) => point.length))].sort((a, b) => a - b);
+  const trainingLengths = [...new Set(chosen.flatMap((run) => (run.seqLen === undefined ? [] : [run.seqLen])))];
+  const lines: PlotLayer = {
+    data: { values: points },
+    mark: { type: 'line', point: true },
+    encoding: {
+      x: {
+        field: 'length',
+        type: 'quantitative',
+        scale: { type: 'log', base: 2 },
+        axis: { title: 'sequence length (tokens, log scale)', values: lengths, ...powerOfTwoLabels },
+      },
+      y: accuracyAxis('accuracy (fraction correct)'),
+      color: {
+        field: 'architecture',
+        type: 'nominal',
+        scale: colorsFor(
+          colors,
+          chosen.map((run) => run.architecture),
+        ),
+        legend: { title: 'architecture' },
+      },
+    },
+  };
+  const trainingMark: PlotLayer = {
+    data: { values: trainingLengths.map((length) => ({ length, label: `trained at ${length}` })) },
+    layer: [
+      {
+        mark: { type: 'rule', strokeDash: [5, 4], color: '#444' },
+        encoding: { x: { field: 'length', type: 'quantitative' } },
+      },
+      {
+        // At the bottom: at the top the label would sit on the lines of the models that solve the task.
+        mark: {
+          type: 'text',
+          align: 'left',
+          baseline: 'bottom',
+          dx: 4,
+          dy: -4,
+          y: { expr: 'height' },
+          color: '#444',
+          fontSize: 11,
+        },
+        encoding: { x: { field: 'length', type: 'quantitative' }, text: { field: 'label' } },
+      },
+    ],
+  };
+  const spec: TopLevelSpec = {
+    title: {
+      text: 'Induction heads: accuracy vs. sequence length',
+      subtitle: 'dashed line: training length',
+    },
+    width: 560,
+    height: 320,
+    layer: trainingLengths.length > 0 ? [lines, trainingMark] : [lines],
+  };
+  section.plot = await renderPlot('induction-accuracy', 'Induction-heads accuracy against sequence length', spec);
+  section.description =
+    'Accuracy of recalling the token after the special token at the end of the sequence, at lengths beyond the training length (dashed line).';
+  section.tables.push(accuracyTable(chosen, lengths));
+  for (const run of chosen) {
+    const others = runs.filter(
+      (other) => other.status === 'FINISHED' && other.architecture === run.architecture && other.induction.length > 0,
+    ).length;
+    if (others > 1) section.notes.push(`${run.architecture}: best of ${others} runs shown (${run.runName}).`);
+  }
+  if (trainingLengths.length === 0)
+    section.notes.push('The runs do not record task.seq_len, so the training length is not marked.');
+  return section;
+}
+
+function bestRunPerArchitecture(runs: readonly ReportRun[]): ReportRun[] {
+  const best = new Map<string, { run: ReportRun; score: number }>();
+  for (const run of runs) {
+    if (run.status !== 'FINISHED' || run.induction.length === 0) continue;
+    const score = mean(run.induction.map((point) => (Number.isFinite(point.accuracy) ? point.accuracy : 0)));
+    const current = best.get(run.architecture);
+    if (current === undefined || score > current.score) best.set(run.architecture, { run, score });
+  }
+  return [...best.values()].map((entry) => entry.run).sort((a, b) => a.architecture.localeCompare(b.architecture));
+}
+
+function accuracyTable(chosen: readonly ReportRun[], lengths: readonly number[]): ReportTable {
+  return {
+    caption: 'Induction-heads accuracy by evaluation length (tokens)',
+    columns: ['architecture', 'run', 'trained at', ...lengths.map(String)],
+    rows: chosen.map((run) => [
+      run.architecture,
+      run.runName,
+      run.seqLen === undefined ? MISSING : String(run.seqLen),
+      ...lengths.map((length) => formatAccuracy(run.induction.find((point) => point.length === length)?.accuracy)),
+    ]),
+    numeric: [false, false, true, ...lengths.map(() => true)],
+  };
+}
+
+function mean(values: readonly number[]): number {
+  return values.reduce((sum, value) => sum + value, 0) / values.length;
+}

@@ -1,0 +1,128 @@
+import { existsSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import {
+  annotateFileStoreRun,
+  applyOverride,
+  backendFromEnvironment,
+  configDataSource,
+  type ExperimentConfig,
+  InterleaveError,
+  listExperiments,
+  loadConfig,
+  parseOverride,
+  readMetricHistory,
+  selectBackend,
+  type Tracker,
+} from '@interleave/core';
+import { locateCheckpoint } from '../../checkpoint/checkpoint-location.js';
+import { loadModelFromCheckpoint } from '../../checkpoint/load-model.js';
+import { type ResolvedEvaluation, resolveEvaluation, runEvaluations } from '../../run/evaluations.js';
+import { type Command, parseCommandLine } from '../command.js';
+
+const RUN_ID = /^[0-9a-f]{32}$/;
+
+export const evalCommand: Command = {
+  name: 'eval',
+  usage: `  eval <run-id|run-dir|checkpoint-dir|model.safetensors> [--task NAME] [--set key=value ...]
+      evaluate a trained model; metrics go to the model's MLflow run when it has one
+      --task NAME        an evaluation (mqar_grid, induction_extrapolation, or a plugin's);
+                         without it, the evaluations in the run config's evals:
+      --set key=value    a key of that evaluation, value in YAML (e.g. --set "lengths=[64,4096]")
+      --uri PATH         the MLflow store in which to look up a run id (default ./mlruns)
+      --config FILE      the config the model was trained with, for weights that record none
+      --no-log           print the metrics only`,
+  async run(args) {
+    const { values, positionals } = parseCommandLine(args, {
+      task: { type: 'string' },
+      set: { type: 'string', multiple: true },
+      uri: { type: 'string', default: './mlruns' },
+      config: { type: 'string' },
+      'no-log': { type: 'boolean', default: false },
+    });
+    if (positionals.length !== 1) {
+      throw new InterleaveError('eval takes one model: interleave eval <run-id|run-dir|checkpoint> [--task NAME]');
+    }
+    const target = await resolveTarget(positionals[0] as string, values.uri as string);
+    const location = await locateCheckpoint(target);
+    const configFile = values.config ?? location.runConfigFile;
+    const config = configFile === undefined ? undefined : (await loadConfig(configFile)).config;
+
+    await selectBackend(backendFromEnvironment() ?? 'auto', 'INTERLEAVE_BACKEND');
+    const { model, blueprint } = await loadModelFromCheckpoint(target, { config: values.config });
+    try {
+      const evaluations = chooseEvaluations(values.task, values.set ?? [], config, blueprint.container);
+      const run = values['no-log'] ? undefined : runOf(location.weightsFile);
+      const tracker = run === undefined ? printingTracker() : await annotateFileStoreRun(run);
+      const step =
+        run === undefined ? 0 : ((await readMetricHistory(run.uri, run.runId, 'train/loss')).at(-1)?.step ?? 0);
+      const metrics = await runEvaluations(evaluations, {
+        model,
+        seed: config?.seed ?? 0,
+        trainingTask: config?.task ?? { name: 'unknown' },
+        tracker,
+        step,
+        log: (line) => process.stdout.write(`${line}\n`),
+      });
+      process.stdout.write(`${JSON.stringify(metrics)}\n`);
+      if (run !== undefined)
+        process.stdout.write(`logged ${Object.keys(metrics).length} metrics to run ${run.runId}\n`);
+      return 0;
+    } finally {
+      model.dispose();
+    }
+  },
+};
+
+/** A run id is looked up in the store; anything else is a path. */
+async function resolveTarget(target: string, uri: string): Promise<string> {
+  if (!RUN_ID.test(target) || existsSync(target)) return target;
+  for (const experiment of await listExperiments(uri)) {
+    const directory = join(experiment.directory, target);
+    if (existsSync(directory)) return directory;
+  }
+  throw new InterleaveError(`no MLflow run '${target}' in ${uri} (pass --uri, or the run's folder)`);
+}
+
+function chooseEvaluations(
+  task: string | undefined,
+  settings: readonly string[],
+  config: ExperimentConfig | undefined,
+  container: Parameters<typeof resolveEvaluation>[2],
+): ResolvedEvaluation[] {
+  if (task === undefined) {
+    if (settings.length > 0) throw new InterleaveError('--set needs --task: it sets a key of that evaluation');
+    const entries = config?.evals ?? [];
+    if (entries.length === 0) {
+      throw new InterleaveError('the run config has no evals: entries; name one with --task (e.g. --task mqar_grid)');
+    }
+    const source = configDataSource('the run config');
+    return entries.map((entry, index) => resolveEvaluation(entry, ['evals', index], container, source));
+  }
+  const entry: Record<string, unknown> = { task };
+  for (const text of settings) applyOverride(entry, parseOverride(text));
+  return [resolveEvaluation(entry as { task: string }, [], container, configDataSource(`--task ${task}`))];
+}
+
+/** The MLflow run around `<store>/<experiment>/<run>/artifacts/checkpoint/<weights>`, if any. */
+function runOf(weightsFile: string): { uri: string; runId: string } | undefined {
+  const runDirectory = dirname(dirname(dirname(weightsFile)));
+  if (basename(dirname(dirname(weightsFile))) !== 'artifacts' || !existsSync(join(runDirectory, 'meta.yaml'))) {
+    return undefined;
+  }
+  return { uri: dirname(dirname(runDirectory)), runId: basename(runDirectory) };
+}
+
+/** Where metrics go when the model is not in a run, or with --no-log: nowhere but stdout. */
+function printingTracker(): Tracker {
+  const nothing = async () => {};
+  return {
+    runId: '',
+    experimentId: '',
+    artifactLocation: '',
+    logParams: nothing,
+    logMetrics: nothing,
+    setTags: nothing,
+    logArtifact: nothing,
+    end: nothing,
+  };
+}

@@ -1,0 +1,72 @@
+import {
+  ConfigError,
+  type ConfigSource,
+  type Container,
+  type EvaluationDefinition,
+  type EvaluationRegistry,
+  type LanguageModel,
+  type LoadedConfig,
+  TOKENS,
+  type Tracker,
+} from '@interleave/core';
+
+/** An entry of `evals:` (or `--task` of `interleave eval`), checked against its evaluation's schema. */
+export interface ResolvedEvaluation {
+  readonly definition: EvaluationDefinition<unknown>;
+  readonly config: unknown;
+}
+
+/** Checks every `evals:` entry before training starts, so a typo fails fast with file:line:col. */
+export function resolveEvaluations(loaded: LoadedConfig, container: Container): ResolvedEvaluation[] {
+  return loaded.config.evals.map((entry, index) => resolveEvaluation(entry, ['evals', index], container, loaded));
+}
+
+export function resolveEvaluation(
+  entry: { task: string; [key: string]: unknown },
+  path: (string | number)[],
+  container: Container,
+  source: ConfigSource,
+): ResolvedEvaluation {
+  const registry = container.get<EvaluationRegistry>(TOKENS.EvaluationRegistry);
+  const { task, ...keys } = entry;
+  const definition = registry.get(task);
+  if (definition === undefined) {
+    throw new ConfigError(
+      `unknown evaluation '${task}' (registered evaluations: ${registry.names().join(', ')})`,
+      [...path, 'task'],
+      source.locate([...path, 'task']),
+    );
+  }
+  return { definition, config: source.validate(definition.schema, keys, path) };
+}
+
+/**
+ * Runs evaluations on a trained model and logs their metrics to `tracker` at `step` (the
+ * run's last training step), so they sit beside the training curves of the same run.
+ */
+export async function runEvaluations(
+  evaluations: readonly ResolvedEvaluation[],
+  context: {
+    model: LanguageModel;
+    seed: number;
+    trainingTask: { name: string; [key: string]: unknown };
+    tracker: Tracker;
+    step: number;
+    log: (line: string) => void;
+  },
+): Promise<Record<string, number>> {
+  const all: Record<string, number> = {};
+  for (const { definition, config } of evaluations) {
+    context.log(`evaluation ${definition.name}: ${definition.description}`);
+    const result = await definition.run(config, {
+      model: context.model,
+      seed: context.seed,
+      trainingTask: context.trainingTask,
+      log: (line) => context.log(`  ${line}`),
+    });
+    await context.tracker.logMetrics({ ...result.metrics }, context.step);
+    if (result.tags !== undefined) await context.tracker.setTags({ ...result.tags });
+    Object.assign(all, result.metrics);
+  }
+  return all;
+}
