@@ -42,6 +42,21 @@ describe('induction heads task', () => {
     expect(answers.size).toBe(config.vocab - 1);
   });
 
+  it('draws training gaps from a power law when asked, and keeps the test set uniform', () => {
+    const skewed = inductionHeadsTask.schema.parse({ seq_len: 64, test_examples: 512, train_gap_power: 0.3 });
+    const task = inductionHeadsTask.create(skewed, { vocabSize: 16, seed: 2 });
+    const gapsOf = (batches: ReturnType<typeof task.testBatches>) =>
+      batches.flatMap((batch) => rows(batch).map((example) => 62 - example.inputs.indexOf(15) - 1));
+    const train = gapsOf([task.trainBatch(0, 512)]);
+    const test = gapsOf(task.testBatches(512));
+    const shortShare = (gaps: number[]) => gaps.filter((gap) => gap < 8).length / gaps.length;
+    expect(Math.min(...train)).toBe(0);
+    expect(Math.max(...train)).toBeGreaterThan(40);
+    // Uniform over 62 gaps puts 8/62 ≈ 13% below 8; gap^(−0.7) puts about half there.
+    expect(shortShare(test)).toBeLessThan(0.2);
+    expect(shortShare(train)).toBeGreaterThan(0.4);
+  });
+
   it('is deterministic per seed, with a test set apart from the training stream', () => {
     const a = inductionHeadsTask.create(config, { vocabSize: 16, seed: 5 });
     const b = inductionHeadsTask.create(config, { vocabSize: 16, seed: 5 });

@@ -14,6 +14,13 @@ export const inductionHeadsSchema = z.strictObject({
   /** Tokens 0 … vocab−2 are content, vocab−1 is the trigger; model.vocab_size must be ≥ vocab. */
   vocab: z.number().int().min(3).default(16),
   test_examples: z.number().int().positive().default(512),
+  /**
+   * How training draws the gap between the answer and the final trigger: `null` (default, the
+   * reference protocol) uniformly over every position; a number a in (0, 1] with weight
+   * gap^(a−1), so short gaps are common and long ones still occur (Zoology draws MQAR's query
+   * gaps this way). Test sets are always uniform.
+   */
+  train_gap_power: z.number().positive().max(1).nullable().default(null),
 });
 
 export type InductionHeadsConfig = z.infer<typeof inductionHeadsSchema>;
@@ -28,18 +35,43 @@ export function writeInductionExample(
   seqLen: number,
   batch: TokenBatch,
   row: number,
+  gapWeights?: Float64Array,
 ): void {
   const trigger = vocab - 1;
   const offset = row * seqLen;
   for (let position = 0; position < seqLen - 1; position++) batch.inputs[offset + position] = rng.int(trigger);
-  // The first trigger may sit anywhere that leaves room for its token before the final trigger.
-  const first = rng.int(seqLen - 2);
+  // The first trigger may sit anywhere that leaves room for its token before the final trigger:
+  // at seqLen − 2 − gap for a gap of 0 … seqLen − 3 tokens between the answer and the end.
+  const first = gapWeights === undefined ? rng.int(seqLen - 2) : seqLen - 3 - drawIndex(rng, gapWeights);
   const answer = rng.int(trigger);
   batch.inputs[offset + first] = trigger;
   batch.inputs[offset + first + 1] = answer;
   batch.inputs[offset + seqLen - 1] = trigger;
   batch.targets[offset + seqLen - 1] = answer;
   batch.mask[offset + seqLen - 1] = 1;
+}
+
+/** Cumulative weights gap^(power−1) for gaps 1 … seqLen − 2 (index 0 is a gap of one token). */
+export function powerLawGapWeights(seqLen: number, power: number): Float64Array {
+  const cumulative = new Float64Array(seqLen - 2);
+  let total = 0;
+  for (let index = 0; index < cumulative.length; index++) {
+    total += (index + 1) ** (power - 1);
+    cumulative[index] = total;
+  }
+  return cumulative;
+}
+
+function drawIndex(rng: SeededRandom, cumulative: Float64Array): number {
+  const target = rng.uniform(0, cumulative[cumulative.length - 1] as number);
+  let low = 0;
+  let high = cumulative.length - 1;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if ((cumulative[middle] as number) > target) high = middle;
+    else low = middle + 1;
+  }
+  return low;
 }
 
 /** Test sets for any length, drawn from the test stream: the same examples for every model. */
@@ -66,6 +98,7 @@ export class InductionHeadsTask implements Task {
   readonly description: string;
   readonly seqLen: number;
   private readonly trainStreams: IndexedStreams;
+  private readonly gapWeights: Float64Array | undefined;
 
   constructor(
     private readonly config: InductionHeadsConfig,
@@ -74,13 +107,15 @@ export class InductionHeadsTask implements Task {
     this.seqLen = config.seq_len;
     this.description = `induction_heads seq_len=${config.seq_len} vocab=${config.vocab}`;
     this.trainStreams = new IndexedStreams(seed, TRAIN_STREAM);
+    this.gapWeights =
+      config.train_gap_power === null ? undefined : powerLawGapWeights(config.seq_len, config.train_gap_power);
   }
 
   trainBatch(batchIndex: number, batchSize: number): TokenBatch {
     const batch = emptyTokenBatch(batchSize, this.seqLen);
     for (let row = 0; row < batchSize; row++) {
       const rng = this.trainStreams.open(batchIndex * batchSize + row);
-      writeInductionExample(rng, this.config.vocab, this.seqLen, batch, row);
+      writeInductionExample(rng, this.config.vocab, this.seqLen, batch, row, this.gapWeights);
     }
     return batch;
   }
