@@ -4,7 +4,7 @@
 // and writes only that slice's outputs, so threads never write the same element.
 // Types: scan-math.d.mts.
 
-const INV_LN2 = 1.4426950408889634;
+const INV_LN2 = Math.LOG2E;
 // ln 2 split in two so that k·LN2_HI is exact for |k| < 2^20 (Cody–Waite reduction).
 const LN2_HI = 0.6931471803691238;
 const LN2_LO = 1.9082149292705877e-10;

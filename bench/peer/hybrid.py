@@ -1,0 +1,382 @@
+"""The PyTorch peer of Interleave's reference hybrid (SPEC §8): the same model, written in plain
+PyTorch as a careful user would, with no custom kernels.
+
+Run by `pnpm bench --peer` (bench/sections/peer.ts), which hands it the model as a JSON spec
+taken from configs/bench-hybrid.yaml, so both sides build the same layers from one source:
+
+    python bench/peer/hybrid.py train --spec spec.json   # training throughput, one JSON line
+    python bench/peer/hybrid.py check --spec spec.json --weights model.safetensors --data data.safetensors
+                                                          # our weights, strict load: same logits?
+
+Module and parameter names follow Interleave's checkpoints (`layers.3.mixer.in_proj.weight`),
+so `check` loads an Interleave `model.safetensors` with `strict=True`.
+
+The selective scan is a sequential loop over time, as state-spaces/mamba's `selective_scan_ref`,
+with everything that does not depend on h_{t-1} computed for all t at once: Mamba-1's decay is
+per (channel, state) pair, so the chunked form used for Mamba-2 (scalar decay per head) would
+have to materialise [chunk, chunk, d_inner, d_state] blocks, and the log-space cumsum form
+overflows float32 (exp(-Σ Δ·A) reaches e^100 within a chunk of 64). A Hillis–Steele parallel
+scan (`--scan parallel`) is there for comparison: on a CPU it does log2(L) times the work.
+"""
+
+import argparse
+import json
+import math
+import resource
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+# ---------------------------------------------------------------- blocks
+
+
+class GatedMlp(nn.Module):
+    """down(act(gate(x)) * up(x)), hidden = round(expansion * d_model), no biases."""
+
+    def __init__(self, d_model: int, expansion: float, activation: str):
+        super().__init__()
+        hidden = round(expansion * d_model)
+        self.gate_proj = nn.Linear(d_model, hidden, bias=False)
+        self.up_proj = nn.Linear(d_model, hidden, bias=False)
+        self.down_proj = nn.Linear(hidden, d_model, bias=False)
+        # Exact (erf) GELU, as Interleave's gated MLP and PyTorch's default nn.GELU.
+        self.activation = {"gelu": F.gelu, "silu": F.silu}[activation]
+
+    def forward(self, x):
+        return self.down_proj(self.activation(self.gate_proj(x)) * self.up_proj(x))
+
+
+def selective_scan_loop(x, dt, A, Bm, Cm):
+    """h_t = exp(dt_t A) h_{t-1} + (dt_t x_t) B_t,  y_t = h_t . C_t, looping over t.
+    x, dt [B, L, Di]; A [Di, N]; Bm, Cm [B, L, N] -> y [B, L, Di]."""
+    batch, _, d_inner = x.shape
+    decay = torch.exp(dt.unsqueeze(-1) * A)  # [B, L, Di, N]
+    drive = (dt * x).unsqueeze(-1) * Bm.unsqueeze(2)  # [B, L, Di, N]
+    h = x.new_zeros(batch, d_inner, A.shape[1])
+    states = []
+    # unbind, not decay[:, t]: autograd then gathers the L slice gradients into one tensor,
+    # where indexing would add a full [B, L, Di, N] zero gradient per step (quadratic).
+    for decay_t, drive_t in zip(decay.unbind(1), drive.unbind(1)):
+        h = decay_t * h + drive_t
+        states.append(h)
+    return torch.einsum("bldn,bln->bld", torch.stack(states, dim=1), Cm)
+
+
+def selective_scan_parallel(x, dt, A, Bm, Cm):
+    """The same recurrence as a Hillis-Steele scan: log2(L) rounds of whole-tensor ops."""
+    a = torch.exp(dt.unsqueeze(-1) * A)
+    b = (dt * x).unsqueeze(-1) * Bm.unsqueeze(2)
+    offset = 1
+    length = x.shape[1]
+    while offset < length:
+        b = torch.cat([b[:, :offset], a[:, offset:] * b[:, :-offset] + b[:, offset:]], dim=1)
+        if offset * 2 < length:
+            a = torch.cat([a[:, :offset], a[:, offset:] * a[:, :-offset]], dim=1)
+        offset *= 2
+    return torch.einsum("bldn,bln->bld", b, Cm)
+
+
+SCANS = {"loop": selective_scan_loop, "parallel": selective_scan_parallel}
+
+
+class Mamba(nn.Module):
+    """SPEC §2.1, with state-spaces/mamba's parameter names and layouts."""
+
+    def __init__(self, d_model, d_state, d_conv, expand, dt_rank, dt_min, dt_max, dt_init_floor, scan):
+        super().__init__()
+        self.d_inner = expand * d_model
+        self.d_state = d_state
+        self.dt_rank = math.ceil(d_model / 16) if dt_rank == "auto" else dt_rank
+        self.scan = SCANS[scan]
+        self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=False)
+        self.conv1d = nn.Conv1d(self.d_inner, self.d_inner, d_conv, groups=self.d_inner, padding=d_conv - 1)
+        self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False)
+        self.dt_proj = nn.Linear(self.dt_rank, self.d_inner)
+        with torch.no_grad():
+            std = self.dt_rank**-0.5
+            self.dt_proj.weight.uniform_(-std, std)
+            dt = torch.exp(torch.empty(self.d_inner).uniform_(math.log(dt_min), math.log(dt_max)))
+            dt = dt.clamp(min=dt_init_floor)
+            self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
+        self.A_log = nn.Parameter(torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(self.d_inner, 1))
+        self.D = nn.Parameter(torch.ones(self.d_inner))
+        self.out_proj = nn.Linear(self.d_inner, d_model, bias=False)
+
+    def forward(self, u):
+        length = u.shape[1]
+        x, z = self.in_proj(u).chunk(2, dim=-1)
+        # Causal depthwise conv: pad both sides by d_conv - 1, keep the first L outputs.
+        x = F.silu(self.conv1d(x.transpose(1, 2))[..., :length].transpose(1, 2))
+        dt, Bm, Cm = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        dt = F.softplus(self.dt_proj(dt))
+        A = -torch.exp(self.A_log)
+        y = self.scan(x, dt, A, Bm, Cm) + x * self.D
+        return self.out_proj(y * F.silu(z))
+
+
+def rotate(x, cos, sin):
+    """RoPE in the rotate-halves form: pairs (i, i + d/2) turned by position * base^(-2i/d)."""
+    first, second = x.chunk(2, dim=-1)
+    return torch.cat([first * cos - second * sin, second * cos + first * sin], dim=-1)
+
+
+class Attention(nn.Module):
+    """Causal multi-head attention with RoPE; a window w lets query t see keys in (t - w, t]."""
+
+    def __init__(self, d_model, heads, kv_heads, window, rope_base):
+        super().__init__()
+        self.heads = heads
+        self.kv_heads = kv_heads or heads
+        self.head_dim = d_model // heads
+        self.window = window
+        self.rope_base = rope_base
+        self.q_proj = nn.Linear(d_model, heads * self.head_dim, bias=False)
+        self.k_proj = nn.Linear(d_model, self.kv_heads * self.head_dim, bias=False)
+        self.v_proj = nn.Linear(d_model, self.kv_heads * self.head_dim, bias=False)
+        self.o_proj = nn.Linear(heads * self.head_dim, d_model, bias=False)
+        self._cache = {}
+
+    def tables(self, length, device):
+        """cos/sin of the rotary angles and the boolean visibility mask, made once per length."""
+        if length not in self._cache:
+            half = self.head_dim // 2
+            inverse = self.rope_base ** (-2 * torch.arange(half, dtype=torch.float64) / self.head_dim)
+            angles = torch.arange(length, dtype=torch.float64)[:, None] * inverse[None, :]
+            query = torch.arange(length)[:, None]
+            key = torch.arange(length)[None, :]
+            visible = key <= query
+            if self.window is not None:
+                visible = visible & (key > query - self.window)
+            self._cache[length] = (
+                angles.cos().float().to(device),
+                angles.sin().float().to(device),
+                visible.to(device),
+            )
+        return self._cache[length]
+
+    def forward(self, x):
+        batch, length, _ = x.shape
+        cos, sin, visible = self.tables(length, x.device)
+        split = lambda t, n: t.view(batch, length, n, self.head_dim).transpose(1, 2)  # noqa: E731
+        q = rotate(split(self.q_proj(x), self.heads), cos, sin)
+        k = rotate(split(self.k_proj(x), self.kv_heads), cos, sin)
+        v = split(self.v_proj(x), self.kv_heads)
+        if self.kv_heads != self.heads:
+            k = k.repeat_interleave(self.heads // self.kv_heads, dim=1)
+            v = v.repeat_interleave(self.heads // self.kv_heads, dim=1)
+        # PyTorch's fused attention (scale 1/sqrt(head_dim)); the window is its boolean mask.
+        mixed = F.scaled_dot_product_attention(q, k, v, attn_mask=visible)
+        return self.o_proj(mixed.transpose(1, 2).reshape(batch, length, self.heads * self.head_dim))
+
+
+def build_mixer(layer, d_model, scan):
+    config = layer["config"]
+    if layer["block"] == "mamba":
+        return Mamba(
+            d_model,
+            config["d_state"],
+            config["d_conv"],
+            config["expand"],
+            config["dt_rank"],
+            config["dt_min"],
+            config["dt_max"],
+            config["dt_init_floor"],
+            scan,
+        )
+    if layer["block"] in ("swa", "attention"):
+        return Attention(
+            d_model, config["heads"], config.get("kv_heads"), config.get("window"), config["rope_base"]
+        )
+    raise SystemExit(f"hybrid.py: the peer has no '{layer['block']}' block (it has mamba, swa, attention)")
+
+
+class Layer(nn.Module):
+    """Pre-norm residual layer: x + mixer(norm(x)), then x + mlp(mlp_norm(x)) when it has an MLP."""
+
+    def __init__(self, layer, d_model, eps, scan):
+        super().__init__()
+        self.norm = nn.RMSNorm(d_model, eps=eps)
+        self.mixer = build_mixer(layer, d_model, scan)
+        mlp = layer.get("mlp")
+        if mlp is not None:
+            self.mlp_norm = nn.RMSNorm(d_model, eps=eps)
+            self.mlp = GatedMlp(d_model, mlp["expansion"], mlp["activation"])
+        else:
+            self.mlp = None
+
+    def forward(self, x):
+        x = x + self.mixer(self.norm(x))
+        if self.mlp is not None:
+            x = x + self.mlp(self.mlp_norm(x))
+        return x
+
+
+class LanguageModel(nn.Module):
+    """tokens -> embedding -> layers -> RMSNorm -> tied head (the embedding matrix) -> logits."""
+
+    def __init__(self, spec, scan):
+        super().__init__()
+        model = spec["model"]
+        if not model["tie_embeddings"]:
+            raise SystemExit("hybrid.py: the peer implements the tied head only")
+        d_model = model["d_model"]
+        self.embedding = nn.Embedding(model["vocab_size"], d_model)
+        nn.init.normal_(self.embedding.weight, std=0.02)
+        self.layers = nn.ModuleList(Layer(layer, d_model, model["norm_eps"], scan) for layer in model["layers"])
+        self.norm_f = nn.RMSNorm(d_model, eps=model["norm_eps"])
+
+    def forward(self, tokens):
+        x = self.embedding(tokens)
+        for layer in self.layers:
+            x = layer(x)
+        return F.linear(self.norm_f(x), self.embedding.weight)
+
+
+# ---------------------------------------------------------------- training
+
+
+def parameter_groups(model, weight_decay):
+    """Interleave's decay rule: matrices decay; vectors (norms, biases, D) and A_log do not."""
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        (no_decay if parameter.ndim < 2 or name.endswith("A_log") else decay).append(parameter)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def learning_rate_factor(step, train):
+    """Linear warm-up, then cosine decay to min_lr_ratio, as Interleave's schedule."""
+    warmup = train["schedule"]["warmup_steps"]
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, train["steps"] - warmup - 1))
+    ratio = train["schedule"]["min_lr_ratio"]
+    return ratio + (1 - ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def random_batch(spec, generator):
+    """MQAR-shaped batch: tokens, targets, and num_kv_pairs supervised positions per sequence.
+    The peer times compute, which does not depend on what the tokens say."""
+    batch, length, vocab = spec["batch_size"], spec["seq_len"], spec["model"]["vocab_size"]
+    inputs = torch.randint(vocab, (batch, length), generator=generator)
+    targets = torch.randint(vocab, (batch, length), generator=generator)
+    mask = torch.zeros(batch, length)
+    for row in range(batch):
+        mask[row, torch.randperm(length, generator=generator)[: spec["num_kv_pairs"]]] = 1.0
+    return inputs, targets, mask
+
+
+def train_step(model, optimizer, scheduler, spec, generator):
+    inputs, targets, mask = random_batch(spec, generator)
+    logits = model(inputs)
+    vocab = logits.shape[-1]
+    per_position = F.cross_entropy(logits.view(-1, vocab), targets.view(-1), reduction="none")
+    count = mask.sum().clamp(min=1)
+    loss = (per_position * mask.view(-1)).sum() / count
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_clip = spec["train"]["grad_clip"]
+    if grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    scheduler.step()
+    with torch.no_grad():
+        correct = ((logits.argmax(-1) == targets).float() * mask).sum()
+    # Reading the loss back ends the step, as Interleave's Trainer does.
+    return loss.item(), correct.item()
+
+
+def command_train(spec, args):
+    torch.manual_seed(spec["seed"])
+    model = LanguageModel(spec, args.scan)
+    train = spec["train"]
+    optimizer_config = train["optimizer"]
+    optimizer = torch.optim.AdamW(
+        parameter_groups(model, optimizer_config["weight_decay"]),
+        lr=optimizer_config["lr"],
+        betas=tuple(optimizer_config["betas"]),
+        eps=optimizer_config["eps"],
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: learning_rate_factor(step, train))
+    generator = torch.Generator().manual_seed(spec["seed"])
+    for _ in range(args.warmup):
+        train_step(model, optimizer, scheduler, spec, generator)
+    samples = []
+    for _ in range(args.repeats):
+        started = time.perf_counter()
+        train_step(model, optimizer, scheduler, spec, generator)
+        samples.append((time.perf_counter() - started) * 1000)
+    step_ms = statistics.median(samples)
+    tokens = spec["batch_size"] * spec["seq_len"]
+    report(
+        {
+            "parameters": sum(parameter.numel() for parameter in model.parameters()),
+            "step_ms": step_ms,
+            "samples_ms": samples,
+            "tokens_per_step": tokens,
+            "tokens_per_second": tokens / (step_ms / 1000),
+            "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        }
+    )
+
+
+# ---------------------------------------------------------------- equivalence check
+
+
+def command_check(spec, args):
+    """Loads Interleave's weights into the peer (strict: every name and shape must match) and
+    compares logits on Interleave's tokens; also checks the two scans against each other."""
+    from safetensors.torch import load_file
+
+    model = LanguageModel(spec, args.scan)
+    model.load_state_dict(load_file(args.weights), strict=True)
+    data = load_file(args.data)
+    with torch.no_grad():
+        logits = model(data["tokens"].long())
+        other = LanguageModel(spec, "parallel" if args.scan == "loop" else "loop")
+        other.load_state_dict(model.state_dict(), strict=True)
+        other_logits = other(data["tokens"].long())
+    report(
+        {
+            "parameters": sum(parameter.numel() for parameter in model.parameters()),
+            "max_abs_logit_difference": (logits - data["logits"]).abs().max().item(),
+            "max_abs_scan_difference": (logits - other_logits).abs().max().item(),
+        }
+    )
+
+
+def report(result):
+    result["torch"] = torch.__version__
+    result["threads"] = torch.get_num_threads()
+    print(json.dumps(result), flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["train", "check"])
+    parser.add_argument("--spec", required=True, help="the model and training settings, JSON (from peer.ts)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--scan", choices=sorted(SCANS), default="loop")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--weights", help="check: an Interleave model.safetensors")
+    parser.add_argument("--data", help="check: tokens and Interleave's logits, safetensors")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.set_num_interop_threads(1)
+    with open(args.spec, encoding="utf-8") as handle:
+        spec = json.load(handle)
+    if args.command == "train":
+        command_train(spec, args)
+    else:
+        if not args.weights or not args.data:
+            parser.error("check needs --weights and --data")
+        command_check(spec, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

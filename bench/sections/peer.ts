@@ -1,0 +1,306 @@
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { capabilitiesOf, LanguageModel, SeededRandom, writeSafetensorsFile } from '@interleave/core';
+import { type PreparedRun, prepareRun, writeModelWeights } from '@interleave/train';
+import * as tf from '@tensorflow/tfjs';
+import type { Job } from '../isolation/job.js';
+import { runIsolated } from '../isolation/run-isolated.js';
+import type { BenchTable, Row } from '../report/table.js';
+import type { HybridThroughput, Section, SectionContext } from '../section.js';
+import { hybridParams, measureHybrid } from './train.js';
+
+const run = promisify(execFile);
+const PEER_SCRIPT = resolve(import.meta.dirname, '../peer/hybrid.py');
+/** Long enough for a 1-thread peer step at the full shapes many times over. */
+const PEER_TIMEOUT_MS = 30 * 60_000;
+
+/**
+ * The reference hybrid in plain PyTorch (bench/peer/hybrid.py), built from the same resolved
+ * config, trained on the same shapes with the same number of threads; printed as a ratio to
+ * Interleave's own tokens/s from this run. Before timing, the peer loads Interleave's weights of
+ * a shrunk copy of the hybrid (strict state_dict) and must reproduce its logits: the two sides
+ * are then the same model, not merely the same parameter count.
+ */
+export const peerSection: Section = {
+  name: 'peer',
+  async run(context: SectionContext): Promise<BenchTable[]> {
+    const python = await findTorch(context);
+    if ('skipped' in python) {
+      const line = `PyTorch peer skipped: ${python.skipped}`;
+      context.progress(line);
+      return [skippedTable(line)];
+    }
+    const work = mkdtempSync(join(tmpdir(), 'interleave-peer-'));
+    try {
+      context.progress('peer: equivalence check (Interleave weights in the peer, shrunk hybrid)');
+      const check = await equivalenceCheck(context, python.path, work);
+      if (context.shared.hybrid === undefined) await measureHybrid(context);
+      const ours = context.shared.hybrid;
+      // The peer trains at the batch our side could run (see measureHybrid).
+      const params = hybridParams(context, ours?.batchSize);
+      const prepared = await prepareRun(params.configFile, params.overrides);
+      const specFile = join(work, 'spec.json');
+      writeFileSync(specFile, JSON.stringify(peerSpec(prepared)));
+      const threadCounts = [...new Set([context.options.threads, 1])];
+      const peers: Array<{ threads: number; result?: PeerTrainResult; failure?: string }> = [];
+      for (const threads of threadCounts) {
+        context.progress(`peer: PyTorch training, ${threads} thread${threads === 1 ? '' : 's'}`);
+        peers.push({ threads, ...(await peerTrain(python.path, specFile, threads, params.plan)) });
+      }
+      return [resultTable(context, prepared, ours, peers, check, python.version)];
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  },
+};
+
+interface PeerTrainResult {
+  parameters: number;
+  step_ms: number;
+  tokens_per_second: number;
+  tokens_per_step: number;
+  peak_rss_bytes: number;
+  torch: string;
+  threads: number;
+}
+
+interface PeerCheckResult {
+  parameters: number;
+  max_abs_logit_difference: number;
+  max_abs_scan_difference: number;
+}
+
+type TorchLookup = { path: string; version: string } | { skipped: string };
+
+/** --python, else the repo's .venv-torch (made by the slow tests), else python3 — whichever imports torch. */
+async function findTorch(context: SectionContext): Promise<TorchLookup> {
+  const repoRoot = resolve(import.meta.dirname, '../..');
+  const venv = join(repoRoot, '.venv-torch/bin/python');
+  const candidates = context.options.python
+    ? [context.options.python]
+    : [...(existsSync(venv) ? [venv] : []), 'python3'];
+  const reasons: string[] = [];
+  for (const candidate of candidates) {
+    try {
+      const { stdout } = await run(candidate, ['-c', 'import torch; print(torch.__version__)'], { timeout: 120_000 });
+      return { path: candidate, version: stdout.trim() };
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      reasons.push(
+        `${candidate}: ${/No module named '?torch'?/.test(message) ? 'no torch module' : message.split('\n').at(-2) || message.split('\n')[0]}`,
+      );
+    }
+  }
+  return {
+    skipped: `no Python with torch (${reasons.join('; ')}); install one (e.g. \`python3 -m venv .venv-torch && .venv-torch/bin/pip install torch\`) or pass --python`,
+  };
+}
+
+/** The model and training settings the peer builds from: the resolved config, every default filled in. */
+function peerSpec(prepared: PreparedRun) {
+  const { config } = prepared.loaded;
+  const task = prepared.task.config as { seq_len?: number; num_kv_pairs?: number };
+  if (task.seq_len === undefined) throw new Error('the peer needs a task with seq_len (e.g. mqar)');
+  return {
+    model: {
+      vocab_size: config.model.vocab_size,
+      d_model: config.model.d_model,
+      tie_embeddings: config.model.tie_embeddings,
+      norm_eps: config.model.norm_eps,
+      layers: prepared.layers.map((layer) => ({ block: layer.block.name, config: layer.config, mlp: layer.mlp })),
+    },
+    seq_len: task.seq_len,
+    num_kv_pairs: task.num_kv_pairs ?? 1,
+    batch_size: config.train.batch_size,
+    train: config.train,
+    seed: config.seed,
+  };
+}
+
+async function runPeer<Result>(python: string, args: string[]): Promise<{ result?: Result; failure?: string }> {
+  try {
+    const { stdout } = await run(python, [PEER_SCRIPT, ...args], {
+      timeout: PEER_TIMEOUT_MS,
+      maxBuffer: 16 << 20,
+      // OpenMP's threads spin while they wait; on a machine whose cores are busy with other work
+      // that made 2-thread steps 10× slower than 1-thread ones here. Passive waiting only helps the peer.
+      env: { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'PASSIVE' },
+    });
+    const line = stdout.trim().split('\n').at(-1) ?? '';
+    return { result: JSON.parse(line) as Result };
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    return { failure: message.trim().split('\n').at(-1) ?? message };
+  }
+}
+
+function peerTrain(python: string, specFile: string, threads: number, plan: { warmup: number; repeats: number }) {
+  return runPeer<PeerTrainResult>(python, [
+    'train',
+    '--spec',
+    specFile,
+    '--threads',
+    String(threads),
+    '--warmup',
+    String(plan.warmup),
+    '--repeats',
+    String(plan.repeats),
+  ]);
+}
+
+/** The hybrid's architecture at a size that checks in seconds, window shorter than the sequence. */
+const CHECK_OVERRIDES = ['model.d_model=32', 'task.seq_len=48', 'task.num_kv_pairs=4', 'train.batch_size=2'];
+const CHECK_WINDOW = 16;
+
+interface ReferenceRecord {
+  readonly weights: string;
+  readonly data: string;
+  readonly spec: string;
+  readonly parameters: number;
+}
+
+async function equivalenceCheck(context: SectionContext, python: string, work: string) {
+  const overrides = [...CHECK_OVERRIDES, ...windowOverrides(await prepareRun(context.options.config))];
+  const reference = await runIsolated<ReferenceRecord>(
+    'peer.reference',
+    { configFile: context.options.config, overrides, directory: work },
+    context.backend.name,
+  );
+  const record = reference.records[0];
+  if (record === undefined) return { failure: reference.failure ?? 'no reference' };
+  const checked = await runPeer<PeerCheckResult>(python, [
+    'check',
+    '--spec',
+    record.spec,
+    '--weights',
+    record.weights,
+    '--data',
+    record.data,
+  ]);
+  return { ...checked, ourParameters: record.parameters };
+}
+
+/** Shrinks every windowed attention layer's window below the check's sequence length. */
+function windowOverrides(prepared: PreparedRun): string[] {
+  const overrides = new Set<string>();
+  for (const layer of prepared.layers) {
+    const config = layer.config as { window?: number | null };
+    if (typeof config.window === 'number') {
+      // Repeated layers share the path of the entry they came from, so each entry is set once.
+      overrides.add(`${layer.path.join('.')}.window=${CHECK_WINDOW}`);
+    }
+  }
+  return [...overrides];
+}
+
+/** Child side: builds the shrunk hybrid, writes its weights, some tokens and its logits. */
+export const peerReferenceJob: Job<{ configFile: string; overrides: string[]; directory: string }> = async (
+  params,
+  emit,
+) => {
+  const prepared = await prepareRun(params.configFile, params.overrides);
+  const { config } = prepared.loaded;
+  const model = LanguageModel.build({
+    container: prepared.container,
+    config: config.model,
+    layers: prepared.layers,
+    rng: new SeededRandom(config.seed),
+    backend: capabilitiesOf(tf.getBackend()),
+  });
+  const spec = peerSpec(prepared);
+  const tokens = tf.tidy(() =>
+    tf.randomUniform([2, spec.seq_len], 0, config.model.vocab_size, 'int32', 11),
+  ) as tf.Tensor2D;
+  const logits = model.forward(tokens);
+  const files = {
+    weights: join(params.directory, 'model.safetensors'),
+    data: join(params.directory, 'data.safetensors'),
+    spec: join(params.directory, 'check-spec.json'),
+  };
+  await writeModelWeights(files.weights, model);
+  await writeSafetensorsFile(files.data, {
+    tokens: { dtype: 'I32', shape: tokens.shape, data: (await tokens.data()) as Int32Array },
+    logits: { dtype: 'F32', shape: logits.shape, data: (await logits.data()) as Float32Array },
+  });
+  writeFileSync(files.spec, JSON.stringify(spec));
+  await emit({ ...files, parameters: model.parameters.count() } satisfies ReferenceRecord);
+  tf.dispose([tokens, logits]);
+  model.dispose();
+};
+
+function skippedTable(line: string): BenchTable {
+  return {
+    id: 'peer',
+    title: 'Reference hybrid vs its PyTorch peer (training tokens/s)',
+    columns: [{ key: 'status', header: 'status', kind: 'text' }],
+    rows: [{ status: line }],
+    notes: [],
+  };
+}
+
+function resultTable(
+  context: SectionContext,
+  prepared: PreparedRun,
+  ours: HybridThroughput | undefined,
+  peers: Array<{ threads: number; result?: PeerTrainResult; failure?: string }>,
+  check: { result?: PeerCheckResult; failure?: string; ourParameters?: number },
+  torchVersion: string,
+): BenchTable {
+  const rows: Row[] = [
+    {
+      implementation: `Interleave, tfjs ${context.backend.detail}`,
+      threads: `tfjs ${context.backend.name === 'wasm' ? 1 : '?'} + scan kernels ${context.options.threads}`,
+      parameters: ours?.parameters ?? null,
+      stepMs: ours?.stepMs ?? 'failed',
+      tokensPerSecond: ours?.tokensPerSecond ?? null,
+      ratio: null,
+      peakRssBytes: ours?.peakRssBytes ?? null,
+    },
+    ...peers.map(({ threads, result, failure }) => ({
+      implementation: `PyTorch ${torchVersion} peer, eager, loop scan`,
+      threads: String(threads),
+      parameters: result?.parameters ?? null,
+      stepMs: result?.step_ms ?? (failure ? 'failed' : null),
+      tokensPerSecond: result?.tokens_per_second ?? null,
+      ratio: result && ours ? ours.tokensPerSecond / result.tokens_per_second : null,
+      peakRssBytes: result?.peak_rss_bytes ?? null,
+    })),
+  ];
+  const peerParameters = peers.find((peer) => peer.result)?.result?.parameters;
+  const parameterLine =
+    ours && peerParameters !== undefined
+      ? peerParameters === ours.parameters
+        ? `Parameters match: ${ours.parameters.toLocaleString('en-US')} on both sides.`
+        : `PARAMETER COUNTS DIFFER: Interleave ${ours.parameters}, peer ${peerParameters} — the ratio compares different models.`
+      : 'Parameter counts could not be compared (a side failed).';
+  const checkLine = check.result
+    ? `Same model: the peer loaded Interleave's weights of the hybrid shrunk to d_model 32, L 48, window ${CHECK_WINDOW} (strict state_dict, ${check.result.parameters.toLocaleString('en-US')} parameters${check.ourParameters === check.result.parameters ? ', as ours' : `, ours ${check.ourParameters}`}) and reproduced its logits to max |Δ| = ${check.result.max_abs_logit_difference.toExponential(1)} (loop vs parallel scan: ${check.result.max_abs_scan_difference.toExponential(1)}).`
+    : `EQUIVALENCE CHECK FAILED: ${check.failure}.`;
+  const { config } = prepared.loaded;
+  const task = prepared.task.config as { seq_len?: number };
+  return {
+    id: 'peer',
+    title: 'Reference hybrid vs its PyTorch peer (training tokens/s)',
+    columns: [
+      { key: 'implementation', header: 'implementation', kind: 'text' },
+      { key: 'threads', header: 'threads', kind: 'text' },
+      { key: 'parameters', header: 'parameters', kind: 'int' },
+      { key: 'stepMs', header: 'step ms', kind: 'ms' },
+      { key: 'tokensPerSecond', header: 'tokens/s', kind: 'rate' },
+      { key: 'ratio', header: 'Interleave ÷ peer × (tokens/s)', kind: 'ratio' },
+      { key: 'peakRssBytes', header: 'peak RSS MiB', kind: 'mib' },
+    ],
+    rows,
+    notes: [
+      `Both train the reference hybrid (${prepared.layers.length} layers, d_model ${config.model.d_model}, vocabulary ${config.model.vocab_size}) on batch ${config.train.batch_size} × ${task.seq_len} tokens: forward, masked cross-entropy, backward, global-norm clipping, AdamW, loss read back; median step over ${hybridParams(context).plan.repeats} steps after ${hybridParams(context).plan.warmup} warm-up steps. The peer draws random MQAR-shaped batches (compute does not depend on the tokens).`,
+      "The peer: bench/peer/hybrid.py — nn.Linear/Conv1d/RMSNorm, F.scaled_dot_product_attention with the window as a boolean mask, the selective scan as a loop over time (as mamba's selective_scan_ref), torch.optim.AdamW with default settings.",
+      `Threads: tfjs-wasm runs its ops on 1 thread in Node; the fused scan kernels use ${context.options.threads} (INTERLEAVE_KERNEL_THREADS). The peer gets torch.set_num_threads(${context.options.threads})${context.options.threads > 1 ? ', and for reference 1' : ''}, with OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY ?? 'PASSIVE'}.`,
+      parameterLine,
+      checkLine,
+      ...peers.filter((peer) => peer.failure).map((peer) => `Peer at ${peer.threads} threads failed: ${peer.failure}.`),
+    ],
+  };
+}
