@@ -112,8 +112,8 @@ export const scanSection: Section = {
         notes: [
           `Batch 1, d_state ${dState}. Mamba d_inner ${shapes.mambaWidths.join(' and ')} (${shapes.mambaWidths.map((width) => `d_model ${width / 2}`).join(', ')}); RG-LRU with ${shapes.recurrenceWidth} channels (d_rnn at d_model 256).`,
           `Each run: y = scan(inputs), then the gradients of Σ y ⊙ R for every input, read back. Median of ${shapes.plan.repeats} runs after ${shapes.plan.warmup} warm-up runs; both implementations of a row run in one fresh process.`,
-          'Peak tensors: the most bytes tfjs held during one run (tf.profile of a warm-up run); the fused kernels' scratch (JavaScript and shared memory) is outside that count, so compare peak RSS too (that process over both implementations, up to the failure where one ran out of memory).',
-          'The tf-op scan materialises the [B, L, d_inner, d_state] decays and inputs and keeps the tensors of all log2(L) rounds for the backward pass, so its memory grows as B·L·log2(L)·d_inner·d_state; the fused kernel saves only its inputs: its backward recomputes each block of 8 channels' states for one sequence at a time (a few hundred KiB of scratch).',
+          'Peak tensors: the most bytes tfjs held during one run (tf.profile of a warm-up run); the scratch of the fused kernels (JavaScript and shared memory) is outside that count, so compare peak RSS too (that process over both implementations, up to the failure where one ran out of memory).',
+          'The tf-op scan materialises the [B, L, d_inner, d_state] decays and inputs and keeps the tensors of all log2(L) rounds for the backward pass, so its memory grows as B·L·log2(L)·d_inner·d_state; the fused kernel saves only its inputs: its backward recomputes the states of 8 channels of one sequence at a time (a few hundred KiB of scratch).',
           ...failures,
         ],
       },
