@@ -6,7 +6,7 @@ export interface RepeatPlan {
   readonly warmup: number;
   /** Timed runs at most; the median is reported. */
   readonly repeats: number;
-  /** Every warm-up and timed run, however slow (SPEC §8's training throughput: after 3 warm-up steps). */
+  /** Every warm-up and timed run, however slow (docs/design.md#benchmarks: after 3 warm-up steps). */
   readonly exact?: boolean;
 }
 

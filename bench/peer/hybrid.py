@@ -1,4 +1,4 @@
-"""The PyTorch peer of Interleave's reference hybrid (SPEC §8): the same model, written in plain
+"""The PyTorch peer of Interleave's reference hybrid (docs/design.md#benchmarks): the same model, written in plain
 PyTorch as a careful user would, with no custom kernels.
 
 Run by `pnpm bench --peer` (bench/sections/peer.ts), which hands it the model as a JSON spec
@@ -85,7 +85,7 @@ SCANS = {"loop": selective_scan_loop, "parallel": selective_scan_parallel}
 
 
 class Mamba(nn.Module):
-    """SPEC §2.1, with state-spaces/mamba's parameter names and layouts."""
+    """docs/design.md#mamba, with state-spaces/mamba's parameter names and layouts."""
 
     def __init__(self, d_model, d_state, d_conv, expand, dt_rank, dt_min, dt_max, dt_init_floor, scan):
         super().__init__()

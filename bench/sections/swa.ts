@@ -9,7 +9,7 @@ import type { BenchTable, Row } from '../report/table.js';
 import type { Section, SectionContext } from '../section.js';
 
 /**
- * Sliding-window attention's two formulations on the same parameters (SPEC §2.4): the banded
+ * Sliding-window attention's two formulations on the same parameters (docs/design.md#attention): the banded
  * O(L·w) form the block picks for w ≪ L, and the dense masked O(L²) form.
  */
 interface SwaCase {

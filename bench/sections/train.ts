@@ -12,7 +12,7 @@ import type { HybridThroughput, Section, SectionContext } from '../section.js';
  * Training throughput through the real training path (config → prepareRun → LanguageModel →
  * Trainer.trainStep: batch, forward, masked cross-entropy, backward, clipping, AdamW), on the
  * reference hybrid and on models of one block type at the hybrid's shapes. Tokens/s counts
- * B·L training tokens per step, timed after 3 warm-up steps (SPEC §8).
+ * B·L training tokens per step, timed after 3 warm-up steps (docs/design.md#benchmarks).
  */
 export interface TrainModelParams {
   readonly configFile: string;
@@ -29,7 +29,7 @@ export interface TrainRecord {
   readonly measurement: Measurement;
 }
 
-/** SPEC §8: tokens/s after 3 warm-up steps; the median of 3 timed steps. */
+/** docs/design.md#benchmarks: tokens/s after 3 warm-up steps; the median of 3 timed steps. */
 const FULL_PLAN: RepeatPlan = { warmup: 3, repeats: 3, exact: true };
 const SMOKE_PLAN: RepeatPlan = { warmup: 1, repeats: 1 };
 /** Shrinks the hybrid so that --smoke runs in seconds. */

@@ -3,7 +3,7 @@
  * It shows the whole contract a block implements: a config schema, PyTorch-style parameters,
  * a parallel `forward`, and a recurrent `initState`/`step` that reproduces it.
  *
- * `flops` declares its compute per token, which training logs as `compute/flops` (SPEC §4.3):
+ * `flops` declares its compute per token, which training logs as `compute/flops` (docs/design.md#flop-counting):
  * two d×d products and one add, counted with core's helpers (a multiply-add is 2 FLOPs; a
  * linear layer's backward costs twice its forward; a pointwise op 1, its backward 2).
  *

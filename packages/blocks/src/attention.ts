@@ -22,7 +22,7 @@ import { linear } from './ops/linear.js';
 import { applyRotary } from './ops/rotary.js';
 
 /**
- * Causal multi-head attention with RoPE, SPEC §2.4: query t attends to keys in (t − w, t], or
+ * Causal multi-head attention with RoPE, docs/design.md#attention: query t attends to keys in (t − w, t], or
  * to every earlier key when the window is null. `kv_heads` < `heads` gives grouped or
  * multi-query attention. Training cost is O(L·w) for w ≪ L: `forward` runs the banded form of
  * ops/banded-attention.ts there and the dense masked form otherwise.

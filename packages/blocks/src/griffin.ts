@@ -25,7 +25,7 @@ import { linear } from './ops/linear.js';
 import { linearRecurrence, type RecurrenceImplementation } from './scan/linear-recurrence.js';
 
 /**
- * Griffin's recurrent block with the RG-LRU (SPEC §2.2; De et al. 2024, "Griffin"), registered
+ * Griffin's recurrent block with the RG-LRU (docs/design.md#rg-lru; De et al. 2024), registered
  * as `rglru`. Parameter names, layouts and initialisation follow google-deepmind/recurrentgemma's
  * `RecurrentBlock`:
  *
@@ -35,16 +35,16 @@ import { linearRecurrence, type RecurrenceImplementation } from './scan/linear-r
  *   rg_lru.a_gate_weight, rg_lru.input_gate_weight  [heads, d_rnn/heads, d_rnn/heads], laid out
  *                                                   [head, in, out] (y_h = x_h · W_h) as in the reference
  *   rg_lru.a_gate_bias, rg_lru.input_gate_bias      [heads, d_rnn/heads]
- *   rg_lru.a_param  [d_rnn]                         recurrentgemma's a_param, i.e. −Λ of SPEC §2.2
+ *   rg_lru.a_param  [d_rnn]                         recurrentgemma's a_param, i.e. −Λ of the paper
  *   linear_out.weight [D, d_rnn], linear_out.bias
  *
  * out = linear_out(gelu(linear_y(x)) ⊙ RGLRU(conv_1d(linear_x(x)))), and per channel
  *   r_t = σ(a_gate(x_t)),  i_t = σ(input_gate(x_t)),  log a_t = −c · r_t · softplus(a_param)
  *   h_t = a_t ⊙ h_{t−1} + sqrt(1 − a_t²) ⊙ (i_t ⊙ x_t)
- * With a_param = −Λ this is SPEC's log a_t = −c · r_t · softplus(−Λ), a = σ(Λ): we keep the
+ * With a_param = −Λ this is the paper's log a_t = −c · r_t · softplus(−Λ), a = σ(Λ): we keep the
  * reference's sign so that `a_param` means in a checkpoint what it means in recurrentgemma.
  *
- * Choices where SPEC is silent, following the reference:
+ * Choices where the paper is silent, following the reference:
  * - At the first position (a segment start, the only one here) the input is not multiplied by
  *   sqrt(1 − a_t²): h_0 = i_0 ⊙ x_0. The state starts at the scale of its input instead of
  *   √(1−a²) below it. `step` therefore counts positions in its state.
@@ -52,7 +52,7 @@ import { linearRecurrence, type RecurrenceImplementation } from './scan/linear-r
  * - Biases on every projection and gate, initialised to 0; weights ~ N(0, 1/fan_in) (conv:
  *   N(0, 0.01/conv_width)). The exact (erf) GeLU of ops/activations.ts, where the reference uses
  *   the tanh approximation.
- * Where SPEC is explicit it wins: Λ is drawn so that a^c (the decay at r_t = 1) is uniform in
+ * Where the paper is explicit it wins: Λ is drawn so that a^c (the decay at r_t = 1) is uniform in
  * [a_min, a_max] = [0.9, 0.999], as the Griffin paper says; the reference code instead draws
  * a itself with a² uniform in [0.81, 0.998].
  */
@@ -99,7 +99,7 @@ export function resolveRnnWidth(config: RglruConfig, dModel: number): { dRnn: nu
   return { dRnn, heads };
 }
 
-/** a_param such that a^c = exp(−c · softplus(a_param)) ~ U(a_min, a_max) (SPEC §2.2). */
+/** a_param such that a^c = exp(−c · softplus(a_param)) ~ U(a_min, a_max) (docs/design.md#rg-lru). */
 function decayParameterInit(config: RglruConfig): Initializer {
   return (rng, shape) =>
     Float32Array.from({ length: shape[0] as number }, () => {

@@ -26,7 +26,7 @@ import { causalDepthwiseConv1d, causalDepthwiseConv1dStep } from './ops/causal-d
 import { linear } from './ops/linear.js';
 
 /**
- * The Hyena operator (SPEC §2.3; Poli et al. 2023), following HazyResearch/safari's
+ * The Hyena operator (docs/design.md#hyena; Poli et al. 2023), following HazyResearch/safari's
  * `HyenaOperator` with one head, inner_factor 1, no dropout, identity output activation.
  *
  *   x_0 … x_{N−1}, v = split(short_conv(in_proj(u)))        each [B, L, D]; short conv depthwise, causal
@@ -36,7 +36,7 @@ import { linear } from './ops/linear.js';
  *     z = h_n * z + bias_n ⊙ z                               * = causal convolution over the sequence
  *   y = out_proj(x_0 ⊙ z)
  *
- * The order of gating is safari's, which differs from the paper's (and SPEC's) shorthand
+ * The order of gating is safari's, which differs from the paper's shorthand
  * `z = x_n ⊙ (h_n * z)` for n = 1..N: safari gates *before* each long convolution and closes
  * with one more gate, so an order-N operator has N gates but N − 1 long filters (order 2 is
  * H3's q ⊙ (h * (k ⊙ v))). That is the paper's recurrence with its first long filter taken as

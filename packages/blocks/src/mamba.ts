@@ -23,7 +23,7 @@ import { causalDepthwiseConv1d, causalDepthwiseConv1dStep } from './ops/causal-d
 import { linear } from './ops/linear.js';
 import { selectiveScan } from './scan/selective-scan.js';
 
-/** Mamba (selective SSM), SPEC §2.1; parameter names and layouts follow state-spaces/mamba. */
+/** Mamba (selective SSM), docs/design.md#mamba; parameter names and layouts follow state-spaces/mamba. */
 export const mambaSchema = z
   .strictObject({
     d_state: z.number().int().positive().default(16),
@@ -46,7 +46,7 @@ interface MambaState extends MixerState {
   ssm: tf.Tensor3D;
 }
 
-/** dt ~ exp(U(log dt_min, log dt_max)), floored, stored as its inverse softplus (SPEC §2.1). */
+/** dt ~ exp(U(log dt_min, log dt_max)), floored, stored as its inverse softplus (docs/design.md#mamba). */
 function dtBiasInit(config: MambaConfig): Initializer {
   return (rng, shape) =>
     Float32Array.from({ length: shape[0] as number }, () => {

@@ -5,7 +5,7 @@ import { attentionForwardVia, slidingWindowAttentionBlock } from '../src/attenti
 import { type AttentionPath, prefersBanded } from '../src/ops/banded-attention.js';
 import { buildBlockForTest, runBlockContract } from '../src/testing/index.js';
 
-// SPEC §2.4: the O(L·w) banded form must equal the dense masked form, in value and gradient.
+// docs/design.md#attention: the O(L·w) banded form must equal the dense masked form, in value and gradient.
 const D = 16;
 const BATCH = 2;
 

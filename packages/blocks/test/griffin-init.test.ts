@@ -23,7 +23,7 @@ function build(dModel: number, rawConfig: Record<string, unknown>) {
   return parameters;
 }
 
-describe('rglru initialisation (SPEC §2.2)', () => {
+describe('rglru initialisation (docs/design.md#rg-lru)', () => {
   beforeAll(async () => {
     await tf.setBackend('cpu');
   });

@@ -5,7 +5,7 @@ import { mambaBlock } from '../src/mamba.js';
 
 const softplus = (v: number) => Math.log1p(Math.exp(v));
 
-describe('mamba initialisation (SPEC §2.1)', () => {
+describe('mamba initialisation (docs/design.md#mamba)', () => {
   const dModel = 64;
   let parameters: Map<string, { values: Float32Array; shape: number[]; decay: boolean }>;
 

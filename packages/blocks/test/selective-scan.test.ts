@@ -20,7 +20,7 @@ type InputName = keyof FlatInputs;
 const INPUT_NAMES: InputName[] = ['x', 'dt', 'a', 'b', 'c'];
 
 /**
- * SPEC §2.1's recurrence written as plainly as possible in float64, one channel at a time, with
+ * The recurrence of docs/design.md#mamba, written as plainly as possible in float64, one channel at a time, with
  * the gradients of the loss Σ y ⊙ w by reverse accumulation:
  *   gh_t = w_t C_t + exp(Δ_{t+1} A) gh_{t+1}.
  */

@@ -10,7 +10,7 @@ const DATA = fileURLToPath(new URL('../../../../shared/data/chinchilla-svg-extra
 const HAVE_DATA = existsSync(DATA);
 if (!HAVE_DATA) console.warn(`skipping the Chinchilla acceptance fit: ${DATA} is absent`);
 
-describe.skipIf(!HAVE_DATA)("Chinchilla approach 3 on Epoch AI's extracted points (SPEC §4.3)", () => {
+describe.skipIf(!HAVE_DATA)("Chinchilla approach 3 on Epoch AI's points (docs/design.md#chinchilla-approach-3)", () => {
   let fit: ChinchillaFit;
   let data: ChinchillaData;
 
@@ -69,7 +69,7 @@ describe.skipIf(!HAVE_DATA)("Chinchilla approach 3 on Epoch AI's extracted point
 });
 
 describe('Chinchilla objective and grid', () => {
-  it("has the SPEC's 4500 starts", () => {
+  it('has the 4500 starts of docs/design.md#chinchilla-approach-3', () => {
     const grid = chinchillaStartGrid();
     expect(grid).toHaveLength(4500);
     expect(grid[0]).toEqual(Float64Array.of(0, 0, -1, 0, 0));

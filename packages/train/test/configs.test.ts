@@ -8,7 +8,7 @@ import { trainFromConfig } from '../src/run/train-run.js';
 const CONFIGS = resolve(import.meta.dirname, '../../../configs');
 const runnable = readdirSync(CONFIGS).filter((name) => name.endsWith('.yaml'));
 const quiet = { write: () => true, isTTY: false };
-// bench-hybrid.yaml is the benchmark model (SPEC §8: 1024-token sequences at d_model 256), whose
+// bench-hybrid.yaml is the benchmark model (docs/design.md#benchmarks: 1024-token sequences at d_model 256), whose
 // training step at batch 2 exceeds tfjs-wasm's 4 GiB heap; its layers are checked here on
 // 128-token sequences, which keeps this test in seconds.
 const shorter: Record<string, string[]> = { 'bench-hybrid.yaml': ['task.seq_len=128', 'task.num_kv_pairs=8'] };

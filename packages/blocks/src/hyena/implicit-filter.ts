@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { linear } from '../ops/linear.js';
 
 /**
- * Hyena's implicit long filters (SPEC §2.3, safari's `HyenaFilter`): the filter value at
+ * Hyena's implicit long filters (docs/design.md#hyena, safari's `HyenaFilter`): the filter value at
  * position t is a small network of t's positional embedding, faded by an exponential window,
  *   h(t) = FFN(PosEmb(t)) ⊙ (exp(−t̂ · |δ_c|) + shift),
  * so a filter as long as the sequence costs only the FFN's parameters.

@@ -2,7 +2,7 @@ import type { BackendCapabilities, FlopCount } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 
 /**
- * The long causal convolution of Hyena (SPEC §2.3), one filter per channel as long as the
+ * The long causal convolution of Hyena (docs/design.md#hyena), one filter per channel as long as the
  * sequence:  y[b, t, c] = Σ_{s ≤ t} filter[t − s, c] · x[b, s, c].
  *
  * Two formulations of the same product of spectra, both exact (tested against each other and

@@ -2,7 +2,7 @@ import { matmul } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 
 /**
- * The core of causal multi-head attention (SPEC §2.4), after the projections and RoPE: query t
+ * The core of causal multi-head attention (docs/design.md#attention), after the projections and RoPE: query t
  * attends to keys in (t − window, t], or to every earlier key when `window` is null.
  *
  * Shapes: queries [B, H, L, d] (RoPE applied, already scaled by 1/√d), keys and values

@@ -4,7 +4,7 @@ import { linearScan } from './linear-scan.js';
 import { assertFusedAvailable, defaultScanImplementation, type ScanImplementation } from './scan-implementation.js';
 
 /**
- * The selective scan of Mamba (SPEC §2.1), without the D skip:
+ * The selective scan of Mamba (docs/design.md#mamba), without the D skip:
  *   h_t = exp(Δ_t ⊗ A) ⊙ h_{t−1} + (Δ_t ⊙ x_t) ⊗ B_t,   y_t = h_t · C_t
  * x, dt [B, L, d_inner]; a = −exp(A_log) [d_inner, d_state]; b, c [B, L, d_state] → y [B, L, d_inner].
  */

@@ -1,5 +1,5 @@
 /**
- * The block contract checks (SPEC §1, §2.5) that every block, built-in or plugin, is tested
+ * The block contract checks (docs/design.md#block-contract) that every block, built-in or plugin, is tested
  * with. Import from `@interleave/blocks/testing` in test files only: `runBlockContract` uses vitest.
  */
 export { type BuildOptions, type BuiltBlock, buildBlockForTest } from './build.js';

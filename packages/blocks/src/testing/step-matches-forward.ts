@@ -15,7 +15,7 @@ import {
 } from './shared.js';
 
 export interface StepCheckOptions extends SequenceOptions {
-  /** Max |step − forward| allowed; default 1e-4 (SPEC §1, float32). */
+  /** Max |step − forward| allowed; default 1e-4 (docs/design.md#block-contract, float32). */
   readonly tolerance?: number;
   /**
    * Run forward and one step once before counting tensors, so that caches a mixer builds on

@@ -23,7 +23,7 @@ const require = createRequire(import.meta.url);
 
 /**
  * Initialises tfjs on the requested backend. `auto` takes the first that works, in the order
- * of SPEC §6; naming a backend that cannot start is an error, never a silent fallback.
+ * of docs/design.md#backends; naming a backend that cannot start is an error, never a silent fallback.
  * `requestedBy` says where the request came from, for the error message.
  */
 export async function selectBackend(request: BackendRequest, requestedBy = 'backend'): Promise<BackendChoice> {

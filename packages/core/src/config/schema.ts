@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 /**
- * The experiment config (SPEC §3). Block- and task-specific keys are validated later by the
+ * The experiment config (docs/design.md#config). Block- and task-specific keys are validated later by the
  * schema each block or task registers, so this file never needs to know their names.
  */
 

@@ -1,5 +1,5 @@
 /**
- * FLOPs per token, counted analytically from each block's own formula (SPEC §4.3), so scaling
+ * FLOPs per token, counted analytically from each block's own formula (docs/design.md#flop-counting), so scaling
  * plots use real compute instead of 6·N·D. The conventions every count follows:
  *
  * - A multiply-add is 2 FLOPs. A linear layer of `in` → `out` costs 2·in·out forward (plus

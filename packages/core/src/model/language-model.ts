@@ -26,7 +26,7 @@ export interface ModelState {
 
 /**
  * tokens [B, L] → embedding → pre-norm residual layers → RMSNorm → tied or untied head → logits
- * [B, L, V] (SPEC §1). Parameters are named as in PyTorch: `embedding.weight`,
+ * [B, L, V] (docs/design.md#model-skeleton). Parameters are named as in PyTorch: `embedding.weight`,
  * `layers.<i>.norm.weight`, `layers.<i>.mixer.*`, `layers.<i>.mlp_norm.weight`, `layers.<i>.mlp.*`,
  * `norm_f.weight`, `lm_head.weight` (untied only).
  */
@@ -102,7 +102,7 @@ export class LanguageModel {
     });
   }
 
-  /** Analytic FLOPs per training token at sequence length `seqLen` (SPEC §4.3; see model-flops.ts). */
+  /** Analytic FLOPs per training token at sequence length `seqLen` (docs/design.md#flop-counting, model-flops.ts). */
   flopsPerToken(seqLen: number): ModelFlops {
     return modelFlopsPerToken({ config: this.config, seqLen, ...this.components });
   }

@@ -45,7 +45,7 @@ export interface ModelFlopsOptions {
 }
 
 /**
- * FLOPs per token of one training step of the model (SPEC §4.3): every layer's mixer from its
+ * FLOPs per token of one training step of the model (docs/design.md#flop-counting): every layer's mixer from its
  * block's own `flops`, the norms and MLPs from theirs, the embedding, the head and the loss.
  * Conventions in flop-count.ts. Multiply by the training tokens for a run's compute.
  */

@@ -12,7 +12,7 @@ import type { SeededRandom } from '../random/seeded-random.js';
  */
 export type MixerState = { readonly [key: string]: tf.Tensor | number | MixerState };
 
-/** A sequence mixer (SPEC §1): a parallel form for training and a step form for generation. */
+/** A sequence mixer (docs/design.md#forward-and-step): a parallel form for training and a step form for generation. */
 export interface Mixer<State extends MixerState = MixerState> {
   /** x [B, L, D] → [B, L, D]; causal. */
   forward(x: tf.Tensor3D): tf.Tensor3D;
@@ -53,7 +53,7 @@ export interface BlockDefinition<Config = unknown> {
   create(context: BlockContext, config: Config): Mixer;
   /**
    * FLOPs *per token* of the mixer's parallel `forward` over sequences of `shape.seqLen`, and
-   * of its backward pass, from the block's own formula (SPEC §4.3) — what the run's logged
+   * of its backward pass, from the block's own formula (docs/design.md#flop-counting) — what the run's logged
    * compute is made of. Conventions (model/flop-count.ts): a multiply-add is 2 FLOPs; a linear
    * layer's backward is twice its forward; pointwise ops count 1 each, their backward twice
    * that; a recurrence or transform counts the backward its implementation performs; work on

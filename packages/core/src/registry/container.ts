@@ -70,7 +70,7 @@ export function pluginApi(container: Container): PluginApi {
 
 /**
  * TypeScript plugins cannot omit `flops`; JavaScript ones can, and would otherwise fail only
- * when a run computes its FLOPs. Every piece of a model declares its compute (SPEC §4.3).
+ * when a run computes its FLOPs. Every piece of a model declares its compute (docs/design.md#flop-counting).
  */
 function requireFlops(piece: object, what: string, signature: string): void {
   if (typeof (piece as { flops?: unknown }).flops !== 'function') {

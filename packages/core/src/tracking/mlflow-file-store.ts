@@ -31,7 +31,7 @@ const SOURCE_TYPE_LOCAL = 4;
 const RUN_NAME_TAG = 'mlflow.runName';
 
 /**
- * Opens a new run in MLflow's file store (SPEC §5): resolves the store root from `options.uri`,
+ * Opens a new run in MLflow's file store (docs/design.md#mlflow-file-store): resolves the root from `options.uri`,
  * creates the store and the experiment when missing, and writes the run's folder.
  */
 export async function openFileStoreRun(options: OpenRunOptions): Promise<Tracker> {

@@ -3,7 +3,7 @@ import { isFileStoreUri } from './file-store-format.js';
 import { openFileStoreRun, resumeFileStoreRun } from './mlflow-file-store.js';
 import type { OpenRunOptions, ResumeRunOptions, Tracker } from './tracker.js';
 
-/** Opens a run on the MLflow backend that `options.uri` names (SPEC §5). */
+/** Opens a run on the MLflow backend that `options.uri` names (docs/design.md#mlflow-file-store). */
 export async function openTracker(options: OpenRunOptions): Promise<Tracker> {
   checkSupported(options.uri);
   return openFileStoreRun(options);

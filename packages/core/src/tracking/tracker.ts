@@ -1,4 +1,4 @@
-/** MLflow run status names (SPEC §5). */
+/** MLflow run status names (docs/design.md#mlflow-file-store). */
 export type RunStatus = 'RUNNING' | 'SCHEDULED' | 'FINISHED' | 'FAILED' | 'KILLED';
 
 /**

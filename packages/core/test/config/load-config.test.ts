@@ -50,7 +50,7 @@ describe('loadConfig: a valid file', () => {
     expect(config.locate(['task', 'seq_len'])).toEqual({ file, line: 10, column: 30 });
   });
 
-  it('accepts the sweep section of SPEC §3', async () => {
+  it('accepts the sweep section of docs/design.md#config', async () => {
     const { loaded } = await load(
       `${VALID_YAML}sweep:\n  method: grid\n  parameters:\n    model.d_model: [8, 16]\n    train.optimizer.lr: [1.0e-3, 3.0e-3]\n`,
     );

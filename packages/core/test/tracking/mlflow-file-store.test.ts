@@ -48,7 +48,7 @@ const readText = (...parts: string[]) => readFile(join(...parts), 'utf8');
 const readYaml = async (...parts: string[]) => parse(await readText(...parts), { version: '1.1' });
 
 describe('MLflow file store writer', () => {
-  it('writes the exact file store layout of SPEC §5', async () => {
+  it('writes the exact file store layout of docs/design.md#mlflow-file-store', async () => {
     const before = Date.now();
     const run = await openFileStoreRun({
       uri: pathToFileURL(root).href,

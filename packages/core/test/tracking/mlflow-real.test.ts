@@ -7,7 +7,7 @@ import { findRuns, openFileStoreRun } from '../../src/tracking/index.js';
 import { ensurePythonVenv, type PythonVenv, runCommand } from '../support/python-venv.js';
 
 /**
- * SPEC §5 names MLflow 3.18 as the reference, but the registry this project installs from
+ * MLflow 3.18 is the newest release (2026-11), but the registry this project installs from
  * serves mlflow 3.18.0 without its pinned mlflow-skinny/mlflow-tracing 3.18.0, so pip cannot
  * install it; 3.17.2 is the newest complete release there. It has the same file store reader
  * and the same `migrate-filestore` code. Bump this when 3.18's parts are installable.

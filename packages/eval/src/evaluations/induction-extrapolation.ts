@@ -4,7 +4,7 @@ import { inductionTestBatches } from '../tasks/induction-heads.js';
 import { lastPredictionsByStep } from './model-predictions.js';
 
 /**
- * Induction-heads accuracy at lengths far beyond training (SPEC §4.2), every model in its
+ * Induction-heads accuracy at lengths far beyond training (docs/design.md#evaluations), every model in its
  * recurrent form: one `step` per token. A model whose state grows with the sequence (full
  * attention, Hyena) is evaluated only up to `max_growing_state_length`, since its cost per token
  * grows too; the lengths left out are recorded in a tag.

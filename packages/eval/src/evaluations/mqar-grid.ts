@@ -4,7 +4,7 @@ import { MqarTask, mqarSchema } from '../tasks/mqar.js';
 import { maskedAccuracyByForward } from './model-predictions.js';
 
 /**
- * MQAR accuracy over a grid of (seq_len, num_kv_pairs) (SPEC §4.1), on test sets drawn from the
+ * MQAR accuracy over a grid of (seq_len, num_kv_pairs) (docs/design.md#evaluations), on test sets drawn from the
  * test stream of the run's seed. Cells that MQAR cannot generate (seq_len < 4·K, or K larger
  * than the vocabulary allows) are reported and skipped.
  */

@@ -18,7 +18,7 @@ interface ComputePoint {
 
 /**
  * Final eval loss against training compute on log-log axes, one fitted `L(C) = E + A·C^−α`
- * curve per architecture (SPEC §4.3), drawn over the compute range its runs cover: the fit says
+ * curve per architecture (docs/design.md#compute-law), drawn over the compute range its runs cover: the fit says
  * nothing trustworthy beyond it.
  */
 export async function computeSection(

@@ -1,6 +1,6 @@
 import type { DifferentiableFunction } from './lbfgs.js';
 
-/** The SPEC's Huber threshold on log-loss residuals. */
+/** The Huber threshold on log-loss residuals (docs/design.md#chinchilla-approach-3). */
 export const CHINCHILLA_HUBER_DELTA = 1e-3;
 
 /** Observations in the form the objective reads: logs of N, D and the loss. */

@@ -12,7 +12,7 @@ export interface ChinchillaPoint {
 
 export type ChinchillaParameter = 'A' | 'B' | 'E' | 'alpha' | 'beta';
 
-/** L(N, D) = E + A/N^α + B/D^β, fitted by Chinchilla's approach 3 (SPEC §4.3). */
+/** L(N, D) = E + A/N^α + B/D^β, fitted by Chinchilla's approach 3 (docs/design.md#chinchilla-approach-3). */
 export interface ChinchillaFit {
   A: number;
   B: number;
@@ -41,8 +41,8 @@ export interface ChinchillaOptions {
 export const CHINCHILLA_MIN_POINTS = 6;
 
 /**
- * The SPEC's starting points, [a, b, e, α, β]: α, β ∈ {0, 0.5, …, 2}, e ∈ {−1, −0.5, …, 1},
- * a, b ∈ {0, 5, …, 25} — 4500 in all.
+ * The grid of starting points (docs/design.md#chinchilla-approach-3), [a, b, e, α, β]: α, β ∈ {0, 0.5, …, 2},
+ * e ∈ {−1, −0.5, …, 1}, a, b ∈ {0, 5, …, 25} — 4500 in all.
  */
 export function chinchillaStartGrid(): Float64Array[] {
   const exponents = [0, 0.5, 1, 1.5, 2];
@@ -68,7 +68,7 @@ const BOOTSTRAP_STARTS = 4;
 /**
  * Fits L(N, D) = E + A/N^α + B/D^β the way Hoffmann et al. (2022) and Epoch AI's replication
  * do: in the log parametrisation A = eᵃ, B = eᵇ, E = eᵉ, minimising the summed Huber loss
- * (δ = 10⁻³) of log-loss residuals with L-BFGS from every start of the SPEC's grid, keeping
+ * (δ = 10⁻³) of log-loss residuals with L-BFGS from every start of that grid, keeping
  * the best. Bootstrap refits start only from the full fit's best few local minima, which keeps
  * a resample at milliseconds instead of a 4500-start search.
  */

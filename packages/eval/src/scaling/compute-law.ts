@@ -9,7 +9,7 @@ export interface ComputePoint {
   loss: number;
 }
 
-/** L(C) = E + A·C^(−α) with percentile bootstrap intervals (SPEC §4.3). */
+/** L(C) = E + A·C^(−α) with percentile bootstrap intervals (docs/design.md#compute-law). */
 export interface ComputeLawFit {
   E: number;
   A: number;

@@ -4,7 +4,7 @@ import { IndexedStreams } from './indexed-streams.js';
 import { emptyTokenBatch } from './mqar-example.js';
 
 /**
- * Induction heads (SPEC §4.2, the Mamba paper's §4.1): random tokens from a vocabulary of
+ * Induction heads (docs/design.md#induction-heads, the Mamba paper's §4.1): random tokens from a vocabulary of
  * `vocab`, one of which is the trigger. The trigger appears once at a random position followed by
  * a token t, and again as the last token; the model must then output t. Loss and accuracy count
  * the last position only.

@@ -14,7 +14,7 @@ export interface MqarLayout {
 export const MQAR_PADDING_TOKEN = 0;
 
 /**
- * Writes MQAR examples (SPEC §4.1) with the protocol of Zoology's `multiquery_ar`:
+ * Writes MQAR examples (docs/design.md#mqar) with the protocol of Zoology's `multiquery_ar`:
  *
  * - keys: K distinct tokens from [1, V/2); values: K distinct tokens from [V/2, V) (V/2 rounded
  *   down), so token 0 is never a key or a value;

@@ -35,7 +35,7 @@ export function configMetadata(loaded: Pick<LoadedConfig, 'file' | 'resolved'>):
   };
 }
 
-/** `trainer.json` (SPEC §7): where training stands, so a resumed run continues exactly. */
+/** `trainer.json` (docs/design.md#checkpoints): where training stands, so a resumed run continues exactly. */
 export interface TrainerState {
   step: number;
   /** Index of the next training batch; batches are a pure function of (seed, index). */
@@ -56,7 +56,7 @@ export async function tensorRecords(tensors: Record<string, tf.Tensor>): Promise
 }
 
 /**
- * The model's weights, PyTorch-style names and layouts (SPEC §7), with the model's config in the
+ * The model's weights, PyTorch-style names and layouts (docs/design.md#checkpoints), with the model's config in the
  * metadata; pass `configMetadata(loaded)` in `metadata` to record the whole run config as well.
  */
 export async function writeModelWeights(path: string, model: LanguageModel, metadata: Record<string, string> = {}) {

@@ -85,7 +85,7 @@ async function runPrepared(prepared: PreparedRun, options: TrainRunOptions): Pro
   });
   const taskInstance = task.definition.create(task.config, { vocabSize: config.model.vocab_size, seed: config.seed });
   const trainer = new Trainer(model, taskInstance, config.train);
-  // Analytic training compute (SPEC §4.3): FLOPs per token at the task's sequence length,
+  // Analytic training compute (docs/design.md#flop-counting): FLOPs per token at the task's sequence length,
   // rounded to whole FLOPs (Hyena's FFT and attention's average window are fractional).
   const modelFlops = model.flopsPerToken(taskInstance.seqLen);
   const flops = { total: Math.round(modelFlops.total), forward: Math.round(modelFlops.forward) };

@@ -1,6 +1,6 @@
 """A plain-PyTorch Mamba language model, the reference our exported checkpoints are checked against.
 
-Written from SPEC section 2.1: the mixer has the parameter names and layouts of state-spaces/mamba's
+Written from docs/design.md#mamba: the mixer has the parameter names and layouts of state-spaces/mamba's
 `Mamba` (mamba_simple.py) and the model the module tree of its `MambaLMHeadModel`
 (`backbone.embedding`, `backbone.layers.{i}.norm`, `backbone.layers.{i}.mixer`, `backbone.norm_f`,
 `lm_head` tied to the embedding), so a state_dict that loads here with strict=True has the names

@@ -30,7 +30,7 @@ function expNonPositive(x) {
 const CHANNEL_BLOCK = 8;
 
 /**
- * Mamba's selective scan (SPEC §2.1) forward for channels d ∈ [start, end):
+ * Mamba's selective scan (docs/design.md#mamba) forward for channels d ∈ [start, end):
  *   h_t = exp(Δ_t A) ⊙ h_{t−1} + Δ_t x_t B_t,   y_t = h_t · C_t.
  * The state is carried in float64.
  */

@@ -52,7 +52,7 @@ interface Settings {
 export const fitCommand: Command = {
   name: 'fit',
   usage: `  fit <experiment|file.csv> [--law compute|chinchilla] [--json] [--bootstrap N] [--drop-highest K]
-      fit a scaling law (SPEC §4.3) to an MLflow experiment's FINISHED runs or to a CSV file
+      fit a scaling law (docs/design.md#scaling-laws) to an MLflow experiment's FINISHED runs or to a CSV file
       --law compute          L(C) = E + A·C^(-alpha) per architecture (tag interleave.architecture),
                              C = last compute/flops (default)
       --law chinchilla       L(N,D) = E + A/N^alpha + B/D^beta by Chinchilla's approach 3,
