@@ -45,6 +45,28 @@ function scale(plotSection: ReportSection, name: string): Record<string, unknown
   return found;
 }
 
+/** The tick labels of each axis of a rendered plot (Vega draws them in `role-axis-label` groups). */
+function tickLabelsByAxis(svg: string): string[][] {
+  return svg
+    .split('role-axis-label')
+    .slice(1)
+    .map((group) =>
+      [...group.slice(0, group.indexOf('</g>')).matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1] as string),
+    );
+}
+
+/** Significant digits of a numeric tick label: 0.245 → 3, 1e15 → 1, 2k → 1, 0.242701167583 → 12. */
+function significantDigits(label: string): number {
+  const mantissa = label.replace(/e[+-]?\d+$/i, '').replace(/[kM]$/, '');
+  return mantissa.replace(/\D/g, '').replace(/^0+/, '').replace(/0+$/, '').length;
+}
+
+function expectShortTickLabels(svg: string, what: string): void {
+  const axes = tickLabelsByAxis(svg);
+  expect(axes.length, what).toBeGreaterThanOrEqual(2);
+  for (const label of axes.flat()) expect(significantDigits(label), `${what}: tick '${label}'`).toBeLessThanOrEqual(4);
+}
+
 function tableRowOf(sectionWithTable: ReportSection, firstCell: string): string[] {
   const row = sectionWithTable.tables[0]?.rows.find((candidate) => candidate[0] === firstCell);
   if (!row) throw new Error(`no row ${firstCell} in ${sectionWithTable.id}`);
@@ -113,6 +135,10 @@ describe('experiment report from an MLflow store', () => {
     const induction = section(report, 'induction');
     expect(scale(induction, 'x')).toMatchObject({ type: 'log', base: 2 });
     expect(scale(induction, 'y').type).toBe('linear');
+  });
+
+  it('labels every tick of every plot with a short rounded number', () => {
+    for (const id of ['mqar', 'induction', 'compute']) expectShortTickLabels(section(report, id).plot!.svg, id);
   });
 
   it('marks the training length on the induction plot', () => {
@@ -343,6 +369,48 @@ describe('report sections without data', () => {
     const report = await buildExperimentReport({ uri, experiment: 'lr-sweep' });
     expect(section(report, 'mqar').tables[0]!.rows).toEqual([['mamba', '64', '64', '0.900']]);
   });
+});
+
+describe('loss-vs-compute axes of runs that barely differ', () => {
+  // Vega labels a log axis of zero width with its one raw value; before the domain was widened,
+  // these reports showed a lone y tick '0.242701167583'.
+  const LOSS = 0.242701167583;
+  const experiments: Record<string, [compute: number, loss: number][]> = {
+    'one run': [[3e12, LOSS]],
+    'one loss at four computes': [
+      [1e15, LOSS],
+      [4e15, LOSS],
+      [2e16, LOSS],
+      [5e16, LOSS],
+    ],
+    'losses 1e-12 apart': [
+      [1e15, LOSS],
+      [4e15, LOSS + 1e-12],
+    ],
+  };
+
+  for (const [name, points] of Object.entries(experiments)) {
+    it(`rounds the tick labels and shows several loss ticks: ${name}`, async () => {
+      const uri = temporaryStore();
+      await writeRuns(
+        uri,
+        'flat',
+        points.map(([compute, loss], index) => ({
+          name: `run${index}`,
+          architecture: 'mamba',
+          metrics: { 'compute/flops': [compute], 'eval/loss': [loss] },
+        })),
+      );
+      const report = await buildExperimentReport({ uri, experiment: 'flat' });
+      const svg = section(report, 'compute').plot!.svg;
+      expectShortTickLabels(svg, name);
+      const lossTicks = tickLabelsByAxis(svg)[1] ?? [];
+      expect(lossTicks.length).toBeGreaterThanOrEqual(3);
+      // The ticks bracket the runs' loss.
+      expect(Math.min(...lossTicks.map(Number))).toBeLessThan(LOSS);
+      expect(Math.max(...lossTicks.map(Number))).toBeGreaterThan(LOSS);
+    });
+  }
 });
 
 describe('report errors', () => {

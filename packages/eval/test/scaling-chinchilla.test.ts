@@ -1,16 +1,13 @@
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type ChinchillaFit, chinchillaStartGrid, fitChinchilla } from '../src/scaling/chinchilla.js';
 import { type ChinchillaData, chinchillaObjective } from '../src/scaling/chinchilla-objective.js';
 import { dropHighestLoss, readChinchillaCsv } from '../src/scaling/csv-points.js';
 
-// The shared data folder sits beside the repository (../shared/data from its root).
-const DATA = fileURLToPath(new URL('../../../../shared/data/chinchilla-svg-extracted.csv', import.meta.url));
-const HAVE_DATA = existsSync(DATA);
-if (!HAVE_DATA) console.warn(`skipping the Chinchilla acceptance fit: ${DATA} is absent`);
+// Epoch AI's points (source in fixtures/README.md).
+const DATA = fileURLToPath(new URL('./fixtures/chinchilla-svg-extracted.csv', import.meta.url));
 
-describe.skipIf(!HAVE_DATA)("Chinchilla approach 3 on Epoch AI's points (docs/design.md#chinchilla-approach-3)", () => {
+describe("Chinchilla approach 3 on Epoch AI's extracted points (docs/design.md#chinchilla-approach-3)", () => {
   let fit: ChinchillaFit;
   let data: ChinchillaData;
 

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRedis } from './redis-server.js';
 import {
   exited,
   finishedPerTrial,
@@ -6,7 +7,6 @@ import {
   interleaveSync,
   killGroup,
   processGroupOf,
-  startRedis,
   TINY_GRID,
   trialRunStates,
   trialRuns,

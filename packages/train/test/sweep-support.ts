@@ -1,6 +1,5 @@
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -148,60 +147,4 @@ export function processGroupOf(pid: number): number | undefined {
 
 function cliEnvironment(): NodeJS.ProcessEnv {
   return { ...process.env, INTERLEAVE_BACKEND: 'wasm' };
-}
-
-/**
- * A real Redis for the distributed tests: INTERLEAVE_TEST_REDIS (as .ci/run sets it), else a
- * redis-server of our own on a free loopback port. Without redis-server the tests fail, never skip.
- */
-export async function startRedis(): Promise<{ url: string; stop(): Promise<void> }> {
-  const given = process.env.INTERLEAVE_TEST_REDIS;
-  if (given) return { url: given, stop: async () => undefined };
-  try {
-    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
-  } catch {
-    throw new Error(
-      'the distributed sweep tests need a real Redis: install it (Debian: apt-get install -y redis-server) or set INTERLEAVE_TEST_REDIS=redis://host:port',
-    );
-  }
-  const port = await freePort();
-  const server = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    { stdio: 'ignore' },
-  );
-  const url = `redis://127.0.0.1:${port}`;
-  await waitFor('redis-server to accept connections', async () => (await canConnect(port)) || undefined, {
-    timeoutMs: 10_000,
-  });
-  return {
-    url,
-    stop: async () => {
-      server.kill('SIGTERM');
-      await exited(server);
-    },
-  };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = spawn('redis-cli', ['-p', String(port), 'ping'], { stdio: ['ignore', 'pipe', 'ignore'] });
-    let text = '';
-    probe.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      text += chunk;
-    });
-    probe.on('exit', () => resolve(text.trim() === 'PONG'));
-    probe.on('error', () => resolve(false));
-  });
 }

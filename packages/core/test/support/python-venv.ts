@@ -98,6 +98,8 @@ export function runCommand(
     });
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr }));
+    // A program that exits without reading its input closes the pipe (EPIPE): its exit code tells.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(options.input ?? '');
   });
 }
@@ -170,6 +172,7 @@ async function createVenv(venv: PythonVenv): Promise<void> {
     await rm(venv.root, { recursive: true, force: true });
   }
   const basePython = process.env.PYTHON ?? 'python3';
+  await requireVenvCapablePython(basePython);
   const created = await runCommand(basePython, ['-m', 'venv', venv.root]).catch((error: unknown) => ({
     code: -1,
     stdout: '',
@@ -177,6 +180,28 @@ async function createVenv(venv: PythonVenv): Promise<void> {
   }));
   if (created.code !== 0) {
     throw new Error(`'${basePython} -m venv ${venv.root}' failed (exit ${created.code}):\n${tail(created.stderr)}`);
+  }
+}
+
+/**
+ * Fails with one line naming what to install when `basePython` is missing or cannot make a venv
+ * with pip in it (Debian splits `ensurepip`, which `python -m venv` needs, into python3-venv).
+ */
+async function requireVenvCapablePython(basePython: string): Promise<void> {
+  const probe = await runCommand(basePython, ['-c', 'import venv, ensurepip']).catch(() => undefined);
+  if (probe?.code === 0) return;
+  const found = probe === undefined ? 'was not found' : 'has no venv/ensurepip module';
+  throw new MissingPrerequisiteError(
+    `python3 with venv is needed for the tests that check our files with real Python tools (MLflow, safetensors, PyTorch, Redis), and '${basePython}' ${found}: install it (Debian/Ubuntu: apt-get install -y python3 python3-venv) or set PYTHON to such an interpreter`,
+  );
+}
+
+/** An error that is its own one-line explanation: the stack would only bury it. */
+class MissingPrerequisiteError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MissingPrerequisiteError';
+    this.stack = `${this.name}: ${message}`;
   }
 }
 

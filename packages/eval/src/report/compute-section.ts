@@ -3,7 +3,7 @@ import { COMPUTE_LAW_MIN_POINTS, type ComputeLawFit, type ComputeLawOptions, fit
 import { type ColorScale, colorsFor } from './architecture-colors.js';
 import type { ReportRun } from './experiment-runs.js';
 import { formatWithInterval } from './format-cells.js';
-import { decadeAxis, type PlotLayer } from './plot-axes.js';
+import { decadeAxis, type PlotLayer, widenedLogDomain } from './plot-axes.js';
 import { renderPlot } from './render-plot.js';
 import type { ReportSection, ReportTable } from './report-document.js';
 
@@ -66,17 +66,26 @@ export async function computeSection(
     scale: colorsFor(colors, architectures),
     legend: { title: 'architecture' },
   };
+  // Runs at one compute or one loss (a single run, say) would leave an axis without extent.
+  const computeDomain = widenedLogDomain(
+    points.map((point) => point.compute),
+    10,
+  );
+  const lossDomain = widenedLogDomain([...points, ...curves].map((point) => point.loss));
   const x = {
     field: 'compute',
     type: 'quantitative' as const,
-    scale: { type: 'log' as const },
-    axis: { title: 'training compute (FLOPs, log scale)', ...decadeAxis(points.map((point) => point.compute)) },
+    scale: { type: 'log' as const, ...(computeDomain && { domain: computeDomain }) },
+    axis: {
+      title: 'training compute (FLOPs, log scale)',
+      ...decadeAxis([...points.map((point) => point.compute), ...(computeDomain ?? [])]),
+    },
   };
   const y = {
     field: 'loss',
     type: 'quantitative' as const,
     // Losses rarely span a decade: rounding the domain out to 1 and 10 would squash the points.
-    scale: { type: 'log' as const, nice: false, padding: 12 },
+    scale: { type: 'log' as const, nice: false, padding: 12, ...(lossDomain && { domain: lossDomain }) },
     axis: { title: 'eval loss (nats/token, log scale)', format: '~g' },
   };
   const layers: PlotLayer[] = [];

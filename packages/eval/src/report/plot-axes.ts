@@ -39,5 +39,20 @@ export function decadeAxis(values: readonly number[]) {
   return { values: decades, labelExpr: "'1e' + round(log(datum.value) / LN10)" };
 }
 
+/**
+ * An explicit domain for a log axis whose values span less than `minimumRatio` (max/min), else
+ * undefined (the data's own extent serves). Vega labels a zero-width domain with its one raw
+ * value (`0.242701167583`) and a hair-wide one with as many decimals, so such a span is widened
+ * geometrically about its middle until its ticks fall on short, rounded numbers.
+ */
+export function widenedLogDomain(values: readonly number[], minimumRatio = 1.2): [number, number] | undefined {
+  const low = Math.min(...values);
+  const high = Math.max(...values);
+  if (!(low > 0) || !Number.isFinite(high) || high / low >= minimumRatio) return undefined;
+  const middle = Math.sqrt(low * high);
+  const halfSpan = Math.sqrt(minimumRatio);
+  return [middle / halfSpan, middle * halfSpan];
+}
+
 /** One layer of a layered Vega-Lite chart (vega-lite exports only the top-level spec type). */
 export type PlotLayer = Extract<TopLevelSpec, { layer: unknown }>['layer'][number];
