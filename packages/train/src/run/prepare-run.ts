@@ -29,7 +29,15 @@ export interface PreparedRun {
 
 /** config → container: loads and validates everything a run needs, failing fast with file:line errors. */
 export async function prepareRun(configFile: string, overrides: readonly string[] = []): Promise<PreparedRun> {
-  const loaded = await loadConfig(configFile, [...overrides]);
+  return prepareLoadedRun(await loadConfig(configFile, [...overrides]));
+}
+
+/**
+ * `prepareRun` for a config already loaded (from a file, resolved with overrides, or config
+ * data such as a sweep trial's): plugins, layers, task and evaluations are checked against it,
+ * errors located where `loaded` says its values came from.
+ */
+export async function prepareLoadedRun(loaded: LoadedConfig): Promise<PreparedRun> {
   const container = await createRunContainer(loaded.config.plugins, (index) => loaded.locate(['plugins', index]));
   const layers = resolveLayers(loaded.config.model.layers, container, loaded);
   const task = resolveTask(loaded, container);

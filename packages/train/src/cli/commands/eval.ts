@@ -1,16 +1,16 @@
 import { existsSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
 import {
   annotateFileStoreRun,
   applyOverride,
   backendFromEnvironment,
   configDataSource,
   type ExperimentConfig,
+  findRunFolder,
   InterleaveError,
-  listExperiments,
   loadConfig,
   parseOverride,
   readMetricHistory,
+  runHoldingArtifact,
   selectBackend,
   type Tracker,
 } from '@interleave/core';
@@ -51,7 +51,7 @@ export const evalCommand: Command = {
     const { model, blueprint } = await loadModelFromCheckpoint(target, { config: values.config });
     try {
       const evaluations = chooseEvaluations(values.task, values.set ?? [], config, blueprint.container);
-      const run = values['no-log'] ? undefined : runOf(location.weightsFile);
+      const run = values['no-log'] ? undefined : runHoldingArtifact(location.weightsFile);
       const tracker = run === undefined ? printingTracker() : await annotateFileStoreRun(run);
       const step =
         run === undefined ? 0 : ((await readMetricHistory(run.uri, run.runId, 'train/loss')).at(-1)?.step ?? 0);
@@ -76,10 +76,8 @@ export const evalCommand: Command = {
 /** A run id is looked up in the store; anything else is a path. */
 async function resolveTarget(target: string, uri: string): Promise<string> {
   if (!RUN_ID.test(target) || existsSync(target)) return target;
-  for (const experiment of await listExperiments(uri)) {
-    const directory = join(experiment.directory, target);
-    if (existsSync(directory)) return directory;
-  }
+  const directory = await findRunFolder(uri, target);
+  if (directory !== undefined) return directory;
   throw new InterleaveError(`no MLflow run '${target}' in ${uri} (pass --uri, or the run's folder)`);
 }
 
@@ -101,15 +99,6 @@ function chooseEvaluations(
   const entry: Record<string, unknown> = { task };
   for (const text of settings) applyOverride(entry, parseOverride(text));
   return [resolveEvaluation(entry as { task: string }, [], container, configDataSource(`--task ${task}`))];
-}
-
-/** The MLflow run around `<store>/<experiment>/<run>/artifacts/checkpoint/<weights>`, if any. */
-function runOf(weightsFile: string): { uri: string; runId: string } | undefined {
-  const runDirectory = dirname(dirname(dirname(weightsFile)));
-  if (basename(dirname(dirname(weightsFile))) !== 'artifacts' || !existsSync(join(runDirectory, 'meta.yaml'))) {
-    return undefined;
-  }
-  return { uri: dirname(dirname(runDirectory)), runId: basename(runDirectory) };
 }
 
 /** Where metrics go when the model is not in a run, or with --no-log: nowhere but stdout. */
