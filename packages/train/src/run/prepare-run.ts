@@ -1,18 +1,18 @@
 import { registerBuiltinBlocks } from '@interleave/blocks';
 import {
   applyPlugin,
-  ConfigError,
   type Container,
   createContainer,
   type LoadedConfig,
   loadConfig,
   loadPlugins,
+  REGISTRIES,
   type ResolvedLayer,
+  registryOf,
+  resolveByName,
   resolveLayers,
   type SourceLocation,
   type TaskDefinition,
-  type TaskRegistry,
-  TOKENS,
 } from '@interleave/core';
 import { registerBuiltinTasks } from '@interleave/eval';
 import { type ResolvedEvaluation, resolveEvaluations } from './evaluations.js';
@@ -49,15 +49,10 @@ export async function createRunContainer(
 }
 
 function resolveTask(loaded: LoadedConfig, container: Container): PreparedRun['task'] {
-  const registry = container.get<TaskRegistry>(TOKENS.TaskRegistry);
   const { name, ...keys } = loaded.config.task;
-  const definition = registry.get(name);
-  if (definition === undefined) {
-    throw new ConfigError(
-      `unknown task '${name}' (registered tasks: ${registry.names().join(', ')})`,
-      ['task', 'name'],
-      loaded.locate(['task', 'name']),
-    );
-  }
-  return { definition, config: loaded.validate(definition.schema, keys, ['task']) };
+  return resolveByName(registryOf(container, REGISTRIES.tasks), name, keys, {
+    path: ['task'],
+    nameKey: 'name',
+    source: loaded,
+  });
 }
