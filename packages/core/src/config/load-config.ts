@@ -5,7 +5,7 @@ import { ConfigError, type KeyPath, type SourceLocation } from './config-error.j
 import { countLayers, MAX_LAYERS } from './layers.js';
 import { applyOverride, type Override, overrideLocation, parseOverride } from './overrides.js';
 import { deepMerge, isPlainMap } from './plain-data.js';
-import { type ExperimentConfig, experimentSchema } from './schema.js';
+import type { CoreConfig } from './schema.js';
 import { fileSource, overrideSource, SourceChain } from './source-chain.js';
 import { type LocationPart, readYamlFile, type YamlSource } from './yaml-source.js';
 import { firstConfigError } from './zod-issues.js';
@@ -24,12 +24,12 @@ export interface ConfigSource {
   validate<T>(schema: z.ZodType<T>, value: unknown, path: KeyPath): T;
 }
 
-/** A config file after `extends`, overrides and validation. */
-export interface LoadedConfig extends ConfigSource {
+/** A config file after `extends`, overrides and validation against the schema it was loaded with. */
+export interface LoadedConfig<Config extends CoreConfig = CoreConfig> extends ConfigSource {
   /** The path as given. */
   readonly file: string;
   /** Validated, with defaults applied. */
-  readonly config: ExperimentConfig;
+  readonly config: Config;
   /** The merged plain data after `extends` and overrides, before defaults: what a run saves and hashes. */
   readonly resolved: Record<string, unknown>;
 }
@@ -55,10 +55,15 @@ const EXTENDS_KEY = 'extends';
 /**
  * Loads `file`: follows `extends` (paths relative to the extending file), deep-merges the chain
  * (maps merge key by key; lists and scalars are replaced), applies `key.path=value` overrides in
- * order and validates against the experiment schema. Every problem is an InterleaveError whose
- * message names the file, key path and line:column.
+ * order and validates the whole file against `schema`: the experiment schema, which the package
+ * that owns the file composes from core's sections (`coreConfigSections`) and its own. Every
+ * problem is an InterleaveError whose message names the file, key path and line:column.
  */
-export async function loadConfig(file: string, overrides: readonly string[] = []): Promise<LoadedConfig> {
+export async function loadConfig<Config extends CoreConfig>(
+  schema: z.ZodType<Config>,
+  file: string,
+  overrides: readonly string[] = [],
+): Promise<LoadedConfig<Config>> {
   const chain = await readChain(file);
   const parsedOverrides = overrides.map(parseOverride);
 
@@ -77,7 +82,7 @@ export async function loadConfig(file: string, overrides: readonly string[] = []
     throw firstConfigError(result.error.issues, { schema, value, basePath: path, locate, fileRank });
   };
 
-  const config = validate(experimentSchema, resolved, []);
+  const config = validate(schema, resolved, []);
   const { overflowAt } = countLayers(config.model.layers);
   if (overflowAt !== undefined) {
     throw new ConfigError(`the layers expand to more than ${MAX_LAYERS} layers`, overflowAt, locate(overflowAt));

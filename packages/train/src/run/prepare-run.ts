@@ -3,8 +3,6 @@ import {
   applyPlugin,
   type Container,
   createContainer,
-  type LoadedConfig,
-  loadConfig,
   loadPlugins,
   REGISTRIES,
   type ResolvedLayer,
@@ -15,11 +13,12 @@ import {
   type TaskDefinition,
 } from '@interleave/core';
 import { registerBuiltinTasks } from '@interleave/eval';
+import { type LoadedExperiment, loadExperimentConfig } from '../config/experiment-config.js';
 import { type ResolvedEvaluation, resolveEvaluations } from './evaluations.js';
 
 /** A config that has been fully checked — file, plugins, every layer, the task — before any tensor exists. */
 export interface PreparedRun {
-  readonly loaded: LoadedConfig;
+  readonly loaded: LoadedExperiment;
   readonly container: Container;
   readonly layers: readonly ResolvedLayer[];
   readonly task: { readonly definition: TaskDefinition<unknown>; readonly config: unknown };
@@ -29,7 +28,7 @@ export interface PreparedRun {
 
 /** config → container: loads and validates everything a run needs, failing fast with file:line errors. */
 export async function prepareRun(configFile: string, overrides: readonly string[] = []): Promise<PreparedRun> {
-  const loaded = await loadConfig(configFile, [...overrides]);
+  const loaded = await loadExperimentConfig(configFile, [...overrides]);
   const container = await createRunContainer(loaded.config.plugins, (index) => loaded.locate(['plugins', index]));
   const layers = resolveLayers(loaded.config.model.layers, container, loaded);
   const task = resolveTask(loaded, container);
@@ -48,7 +47,7 @@ export async function createRunContainer(
   return container;
 }
 
-function resolveTask(loaded: LoadedConfig, container: Container): PreparedRun['task'] {
+function resolveTask(loaded: LoadedExperiment, container: Container): PreparedRun['task'] {
   const { name, ...keys } = loaded.config.task;
   return resolveByName(registryOf(container, REGISTRIES.tasks), name, keys, {
     path: ['task'],

@@ -1,18 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import {
-  ConfigError,
-  configHash,
-  InterleaveError,
-  type LoadedConfig,
-  loadConfig,
-  parseOverride,
-  type SweepConfig,
-} from '@interleave/core';
+import { ConfigError, configHash, InterleaveError, parseOverride } from '@interleave/core';
 import { stringify } from 'yaml';
+import { type LoadedExperiment, loadExperimentConfig } from '../config/experiment-config.js';
 import { prepareRun } from '../run/prepare-run.js';
 import { expandSweep, type SweepPoint } from './expand.js';
 import { describeParams } from './format.js';
+import type { SweepConfig } from './sweep-schema.js';
 
 /** Where a trial logs: the MLflow store (an absolute path or a URI) and the experiment. */
 export interface TrackingTarget {
@@ -62,7 +56,7 @@ export interface SweepPlan {
  * value is written in the sweep file.
  */
 export async function planSweep(file: string, overrides: readonly string[] = []): Promise<SweepPlan> {
-  const loaded = await loadConfig(file, overrides);
+  const loaded = await loadExperimentConfig(file, overrides);
   const sweep = loaded.config.sweep;
   if (sweep === undefined || sweep === null) {
     throw new InterleaveError(`${file} has no 'sweep:' section; train a single config with: interleave train ${file}`);
@@ -114,7 +108,7 @@ function parameterOverride(key: string, value: unknown): string {
   return `${key}=${JSON.stringify(value)}`;
 }
 
-function checkParameterPath(loaded: LoadedConfig, key: string): void {
+function checkParameterPath(loaded: LoadedExperiment, key: string): void {
   try {
     parseOverride(`${key}=null`);
   } catch (error) {
@@ -129,11 +123,11 @@ function checkParameterPath(loaded: LoadedConfig, key: string): void {
 
 async function validateTrial(
   file: string,
-  sweepLoaded: LoadedConfig,
+  sweepLoaded: LoadedExperiment,
   pinned: readonly string[],
   point: SweepPoint,
   count: number,
-): Promise<LoadedConfig> {
+): Promise<LoadedExperiment> {
   const byOverride = new Map<string, string>();
   const parameterOverrides = Object.entries(point.values).map(([key, value]) => {
     const text = parameterOverride(key, value);
@@ -163,7 +157,7 @@ async function validateTrial(
  * `interleave train` resolves them here (the store from the working directory, plugins from
  * the file that names them).
  */
-function absolutePathOverrides(loaded: LoadedConfig): string[] {
+function absolutePathOverrides(loaded: LoadedExperiment): string[] {
   const overrides: string[] = [];
   const uri = loaded.config.tracking.uri;
   if (absoluteTrackingUri(uri) !== uri) overrides.push(parameterOverride('tracking.uri', absoluteTrackingUri(uri)));

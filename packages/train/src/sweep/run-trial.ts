@@ -2,7 +2,8 @@ import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { configHash, InterleaveError, loadConfig } from '@interleave/core';
+import { configHash, InterleaveError } from '@interleave/core';
+import { loadExperimentConfig } from '../config/experiment-config.js';
 import { trainFromConfig } from '../run/train-run.js';
 import type { ProgressStream } from '../trainer/progress.js';
 import type { TrialJob, TrialOutcome } from './trial-protocol.js';
@@ -28,7 +29,7 @@ export async function runTrial(job: TrialJob, options: RunTrialOptions): Promise
   try {
     const configFile = join(directory, 'config.yaml');
     await writeFile(configFile, job.config);
-    const hash = configHash((await loadConfig(configFile)).resolved);
+    const hash = configHash((await loadExperimentConfig(configFile)).resolved);
     if (hash !== job.trialId) {
       throw new InterleaveError(
         `trial ${job.index}'s config hashes to ${hash}, not to its id ${job.trialId}: is this worker running another version of interleave than the one that planned the sweep?`,
