@@ -1,9 +1,10 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { configFromText, configHash, loadConfig } from '@interleave/core';
+import { configHash } from '@interleave/core';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import { experimentConfigFromText, loadExperimentConfig } from '../src/config/experiment-config.js';
 import { finalWeightsFile, trainFromConfig } from '../src/run/train-run.js';
 
 const CONFIG = `name: run-stages
@@ -51,7 +52,7 @@ describe('a training run', () => {
     const result = await trainFromConfig({ configFile: file, overrides, output: quiet });
     expect(result.status).toBe('FINISHED');
 
-    const loaded = await loadConfig(file, overrides);
+    const loaded = await loadExperimentConfig(file, overrides);
     const metadata = safetensorsMetadata(finalWeightsFile(result.artifactLocation));
     expect(metadata.step).toBe('5');
     expect(metadata.config_hash).toBe(configHash(loaded.resolved));
@@ -66,7 +67,10 @@ describe('a training run', () => {
     const { dir, file } = configFile();
     const overrides = [`tracking.uri=${join(dir, 'mlruns')}`];
     const fromFile = await trainFromConfig({ configFile: file, overrides, output: quiet });
-    const data = configFromText(stringify((await loadConfig(file, overrides)).resolved), 'trial 1 (config data)');
+    const data = experimentConfigFromText(
+      stringify((await loadExperimentConfig(file, overrides)).resolved),
+      'trial 1 (config data)',
+    );
     const fromData = await trainFromConfig({ config: data, output: quiet });
 
     expect(fromData.losses).toEqual(fromFile.losses);
@@ -81,10 +85,12 @@ describe('a training run', () => {
 
   it('names the data label, key path and line of a bad value in config data', async () => {
     const text = CONFIG.replace('steps: 5', 'steps: -5');
-    expect(() => configFromText(text, 'trial 2 (config data)')).toThrow(
+    expect(() => experimentConfigFromText(text, 'trial 2 (config data)')).toThrow(
       /^trial 2 \(config data\):12:10: train\.steps: must be > 0 \(got -5\)$/,
     );
     const extending = `extends: base.yaml\n${CONFIG}`;
-    expect(() => configFromText(extending, 'trial 3')).toThrow(/^trial 3:1:10: extends: config data cannot 'extends'/);
+    expect(() => experimentConfigFromText(extending, 'trial 3')).toThrow(
+      /^trial 3:1:10: extends: config data cannot 'extends'/,
+    );
   });
 });

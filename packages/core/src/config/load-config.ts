@@ -5,7 +5,7 @@ import { ConfigError, type KeyPath, type SourceLocation } from './config-error.j
 import { countLayers, MAX_LAYERS } from './layers.js';
 import { applyOverride, type Override, overrideLocation, parseOverride } from './overrides.js';
 import { deepMerge, isPlainMap } from './plain-data.js';
-import { type ExperimentConfig, experimentSchema } from './schema.js';
+import type { CoreConfig } from './schema.js';
 import { fileSource, overrideSource, SourceChain } from './source-chain.js';
 import { type LocationPart, parseYaml, readYamlFile, type YamlSource } from './yaml-source.js';
 import { firstConfigError } from './zod-issues.js';
@@ -25,13 +25,13 @@ export interface ConfigSource {
 }
 
 /** A config after `extends`, overrides and validation: read from a file, or given as data. */
-export interface LoadedConfig extends ConfigSource {
+export interface LoadedConfig<Config extends CoreConfig = CoreConfig> extends ConfigSource {
   /** What messages call the config: the file's path as given, or the label of config data. */
   readonly label: string;
   /** The config file it was read from (the path as given); absent for config data, which has no file. */
   readonly file?: string;
   /** Validated, with defaults applied. */
-  readonly config: ExperimentConfig;
+  readonly config: Config;
   /** The merged plain data after `extends` and overrides, before defaults: what a run saves and hashes. */
   readonly resolved: Record<string, unknown>;
 }
@@ -68,11 +68,16 @@ export interface ConfigFiles {
 /**
  * Loads `file`: follows `extends` (paths relative to the extending file), deep-merges the chain
  * (maps merge key by key; lists and scalars are replaced), applies `key.path=value` overrides in
- * order and validates against the experiment schema. Every problem is an InterleaveError whose
- * message names the file, key path and line:column.
+ * order and validates the whole file against `schema`: the experiment schema, which the package
+ * that owns the file composes from core's sections (`coreConfigSections`) and its own. Every
+ * problem is an InterleaveError whose message names the file, key path and line:column.
  */
-export async function loadConfig(file: string, overrides: readonly string[] = []): Promise<LoadedConfig> {
-  return resolveConfig(await readConfigFiles(file), overrides);
+export async function loadConfig<Config extends CoreConfig>(
+  schema: z.ZodType<Config>,
+  file: string,
+  overrides: readonly string[] = [],
+): Promise<LoadedConfig<Config>> {
+  return resolveConfig(schema, await readConfigFiles(file), overrides);
 }
 
 /** Reads `file` and its `extends` bases, checking each is a YAML map and the chain has no cycle. */
@@ -80,18 +85,26 @@ export async function readConfigFiles(file: string): Promise<ConfigFiles> {
   return { file, chain: await readChain(file) };
 }
 
-/** `loadConfig` on files already read: merges the chain, applies `overrides`, validates. */
-export function resolveConfig(files: ConfigFiles, overrides: readonly string[] = []): LoadedConfig {
-  return resolveSources(files.chain, overrides, { label: files.file, file: files.file });
+/** `loadConfig` on files already read: merges the chain, applies `overrides`, validates against `schema`. */
+export function resolveConfig<Config extends CoreConfig>(
+  schema: z.ZodType<Config>,
+  files: ConfigFiles,
+  overrides: readonly string[] = [],
+): LoadedConfig<Config> {
+  return resolveSources(schema, files.chain, overrides, { label: files.file, file: files.file });
 }
 
 /**
  * A config given as YAML text rather than a file (e.g. a sweep trial's resolved config, carried
- * by a queue to a worker that may not have the sweep file): validated exactly as a file is, with
- * problems located at `label:line:column` in the text. Config data has no file beside it, so it
- * cannot `extends` one.
+ * by a queue to a worker that may not have the sweep file): validated against `schema` exactly as
+ * a file is, with problems located at `label:line:column` in the text. Config data has no file
+ * beside it, so it cannot `extends` one.
  */
-export function configFromText(text: string, label: string): LoadedConfig {
+export function configFromText<Config extends CoreConfig>(
+  schema: z.ZodType<Config>,
+  text: string,
+  label: string,
+): LoadedConfig<Config> {
   const source = checkConfigDocument(parseYaml(text, label));
   if (baseFileOf(source) !== undefined) {
     throw new ConfigError(
@@ -100,14 +113,15 @@ export function configFromText(text: string, label: string): LoadedConfig {
       source.locate([EXTENDS_KEY]),
     );
   }
-  return resolveSources([source], [], { label });
+  return resolveSources(schema, [source], [], { label });
 }
 
-function resolveSources(
+function resolveSources<Config extends CoreConfig>(
+  schema: z.ZodType<Config>,
   chain: readonly YamlSource[],
   overrides: readonly string[],
   origin: { label: string; file?: string },
-): LoadedConfig {
+): LoadedConfig<Config> {
   const parsedOverrides = overrides.map(parseOverride);
 
   let merged: unknown = {};
@@ -125,7 +139,7 @@ function resolveSources(
     throw firstConfigError(result.error.issues, { schema, value, basePath: path, locate, fileRank });
   };
 
-  const config = validate(experimentSchema, resolved, []);
+  const config = validate(schema, resolved, []);
   const { overflowAt } = countLayers(config.model.layers);
   if (overflowAt !== undefined) {
     throw new ConfigError(`the layers expand to more than ${MAX_LAYERS} layers`, overflowAt, locate(overflowAt));

@@ -1,6 +1,7 @@
 import { isAbsolute, join, relative } from 'node:path';
-import { formatFlops, type LoadedConfig, type Tracker } from '@interleave/core';
+import { formatFlops, type Tracker } from '@interleave/core';
 import { CHECKPOINT_FOLDER, configMetadata, MODEL_FILE } from '../checkpoint/checkpoint.js';
+import type { LoadedExperiment } from '../config/experiment-config.js';
 import type { ProgressStream } from '../trainer/progress.js';
 import type { EvalMetrics } from '../trainer/trainer.js';
 import { type AssembledRun, assembleRun, selectRunBackend } from './assemble-run.js';
@@ -16,7 +17,7 @@ import { type TrainLoopResult, trainLoop } from './train-loop.js';
  */
 export type RunConfigInput =
   | { readonly configFile: string; readonly overrides?: readonly string[] }
-  | { readonly config: LoadedConfig };
+  | { readonly config: LoadedExperiment };
 
 export interface TrainRunSettings {
   /** Where progress and the summary go; defaults to stdout. */

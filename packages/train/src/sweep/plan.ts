@@ -5,16 +5,15 @@ import {
   type ConfigFiles,
   configHash,
   InterleaveError,
-  type LoadedConfig,
   parseOverride,
   readConfigFiles,
-  resolveConfig,
-  type SweepConfig,
 } from '@interleave/core';
 import { stringify } from 'yaml';
+import { type LoadedExperiment, resolveExperimentConfig } from '../config/experiment-config.js';
 import { prepareLoadedRun } from '../run/prepare-run.js';
 import { expandSweep, type SweepPoint } from './expand.js';
 import { describeParams } from './format.js';
+import type { SweepConfig } from './sweep-schema.js';
 
 /** Where a trial logs: the MLflow store (an absolute path or a URI) and the experiment. */
 export interface TrackingTarget {
@@ -36,7 +35,7 @@ export interface TrialSpec {
   /**
    * The trial's resolved config (no `extends`, no `sweep`) as YAML text: exactly what is trained.
    * Text, because trials travel as JSON (a queue's job, a trial process's IPC message), which
-   * cannot carry every YAML value (`.inf`); a worker reads it with `configFromText`.
+   * cannot carry every YAML value (`.inf`); a worker reads it with `experimentConfigFromText`.
    */
   readonly config: string;
   readonly tracking: TrackingTarget;
@@ -70,7 +69,7 @@ export interface SweepPlan {
  */
 export async function planSweep(file: string, overrides: readonly string[] = []): Promise<SweepPlan> {
   const files = await readConfigFiles(file);
-  const loaded = resolveConfig(files, overrides);
+  const loaded = resolveExperimentConfig(files, overrides);
   const sweep = loaded.config.sweep;
   if (sweep === undefined || sweep === null) {
     throw new InterleaveError(`${file} has no 'sweep:' section; train a single config with: interleave train ${file}`);
@@ -122,7 +121,7 @@ function parameterOverride(key: string, value: unknown): string {
   return `${key}=${JSON.stringify(value)}`;
 }
 
-function checkParameterPath(loaded: LoadedConfig, key: string): void {
+function checkParameterPath(loaded: LoadedExperiment, key: string): void {
   try {
     parseOverride(`${key}=null`);
   } catch (error) {
@@ -137,11 +136,11 @@ function checkParameterPath(loaded: LoadedConfig, key: string): void {
 
 async function validateTrial(
   files: ConfigFiles,
-  sweepLoaded: LoadedConfig,
+  sweepLoaded: LoadedExperiment,
   pinned: readonly string[],
   point: SweepPoint,
   count: number,
-): Promise<LoadedConfig> {
+): Promise<LoadedExperiment> {
   const byOverride = new Map<string, string>();
   const parameterOverrides = Object.entries(point.values).map(([key, value]) => {
     const text = parameterOverride(key, value);
@@ -149,7 +148,7 @@ async function validateTrial(
     return text;
   });
   try {
-    return (await prepareLoadedRun(resolveConfig(files, [...pinned, ...parameterOverrides]))).loaded;
+    return (await prepareLoadedRun(resolveExperimentConfig(files, [...pinned, ...parameterOverrides]))).loaded;
   } catch (error) {
     const trial = `sweep trial ${point.index} of ${count}: ${describeParams(point.values)}`;
     if (!(error instanceof ConfigError)) {
@@ -171,7 +170,7 @@ async function validateTrial(
  * `interleave train` resolves them here (the store from the working directory, plugins from
  * the file that names them).
  */
-function absolutePathOverrides(loaded: LoadedConfig): string[] {
+function absolutePathOverrides(loaded: LoadedExperiment): string[] {
   const overrides: string[] = [];
   const uri = loaded.config.tracking.uri;
   if (absoluteTrackingUri(uri) !== uri) overrides.push(parameterOverride('tracking.uri', absoluteTrackingUri(uri)));

@@ -1,6 +1,7 @@
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { configFromText, configHash, InterleaveError, type LoadedConfig } from '@interleave/core';
+import { configHash, InterleaveError } from '@interleave/core';
+import { experimentConfigFromText, type LoadedExperiment } from '../config/experiment-config.js';
 import { trainFromConfig } from '../run/train-run.js';
 import type { ProgressStream } from '../trainer/progress.js';
 import type { TrialJob, TrialOutcome } from './trial-protocol.js';
@@ -63,8 +64,11 @@ export async function runTrial(job: TrialJob, options: RunTrialOptions): Promise
  * The trial's config, read from the text it carries and checked against its id (the hash the
  * planner computed), so the worker trains exactly the trial that was planned.
  */
-export function trialConfig(job: TrialJob): LoadedConfig {
-  const loaded = configFromText(job.config, `sweep '${job.sweepName}' trial ${job.index} of ${job.total} (its config)`);
+export function trialConfig(job: TrialJob): LoadedExperiment {
+  const loaded = experimentConfigFromText(
+    job.config,
+    `sweep '${job.sweepName}' trial ${job.index} of ${job.total} (its config)`,
+  );
   const hash = configHash(loaded.resolved);
   if (hash !== job.trialId) {
     throw new InterleaveError(

@@ -4,10 +4,8 @@ import {
   applyOverride,
   backendFromEnvironment,
   configDataSource,
-  type ExperimentConfig,
   findRunFolder,
   InterleaveError,
-  loadConfig,
   parseOverride,
   readMetricHistory,
   runHoldingArtifact,
@@ -16,6 +14,7 @@ import {
 } from '@interleave/core';
 import { locateCheckpoint } from '../../checkpoint/checkpoint-location.js';
 import { loadModelFromCheckpoint } from '../../checkpoint/load-model.js';
+import { type ExperimentConfig, loadExperimentConfig } from '../../config/experiment-config.js';
 import { type ResolvedEvaluation, resolveEvaluation, runEvaluations } from '../../run/evaluations.js';
 import { type Command, parseCommandLine } from '../command.js';
 
@@ -45,7 +44,7 @@ export const evalCommand: Command = {
     const target = await resolveTarget(positionals[0] as string, values.uri as string);
     const location = await locateCheckpoint(target);
     const configFile = values.config ?? location.runConfigFile;
-    const config = configFile === undefined ? undefined : (await loadConfig(configFile)).config;
+    const config = configFile === undefined ? undefined : (await loadExperimentConfig(configFile)).config;
 
     await selectBackend(backendFromEnvironment() ?? 'auto', 'INTERLEAVE_BACKEND');
     const { model, blueprint } = await loadModelFromCheckpoint(target, { config: values.config });
