@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendRequest } from '../config/schema.js';
 import { InterleaveError } from '../errors.js';
 import { findGpuDevice, findSoftwareDevice, installNavigatorGpu } from './webgpu-device.js';
+import { watchWebgpuFailures } from './webgpu-failures.js';
 
 export type BackendName = Exclude<BackendRequest, 'auto'>;
 
@@ -127,6 +128,7 @@ async function startWebgpu(named: boolean): Promise<Attempt> {
     await import('@tensorflow/tfjs-backend-webgpu');
     if (!(await setBackendQuietly('webgpu')))
       return fail(`${search.device.detail} was found but tfjs-webgpu did not start`);
+    watchWebgpuFailures(tf.findBackend('webgpu'));
     // Named, and given the software device: say once why there was no GPU.
     if (!hardware.found && !toldNoGpu)
       process.stderr.write(`backend: webgpu found no GPU (${hardware.reason}); using the software device\n`);
