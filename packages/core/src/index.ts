@@ -3,6 +3,7 @@ export * from './backend/missing-kernel.js';
 export * from './backend/select-backend.js';
 export * from './backend/webgpu-device.js';
 export * from './backend/webgpu-failures.js';
+export * from './backend/webgpu-memory.js';
 export * from './config/index.js';
 export * from './errors.js';
 export * from './io/atomic-write.js';

@@ -6,6 +6,7 @@ import type { BackendRequest } from '../config/schema.js';
 import { InterleaveError } from '../errors.js';
 import { findGpuDevice, findSoftwareDevice, installNavigatorGpu } from './webgpu-device.js';
 import { watchWebgpuFailures } from './webgpu-failures.js';
+import { trackWebgpuMemory } from './webgpu-memory.js';
 
 export type BackendName = Exclude<BackendRequest, 'auto'>;
 
@@ -128,7 +129,9 @@ async function startWebgpu(named: boolean): Promise<Attempt> {
     await import('@tensorflow/tfjs-backend-webgpu');
     if (!(await setBackendQuietly('webgpu')))
       return fail(`${search.device.detail} was found but tfjs-webgpu did not start`);
-    watchWebgpuFailures(tf.findBackend('webgpu'));
+    const webgpu = tf.findBackend('webgpu') as unknown as { device: GPUDevice };
+    watchWebgpuFailures(webgpu);
+    trackWebgpuMemory(webgpu.device);
     // Named, and given the software device: say once why there was no GPU.
     if (!hardware.found && !toldNoGpu)
       process.stderr.write(`backend: webgpu found no GPU (${hardware.reason}); using the software device\n`);
