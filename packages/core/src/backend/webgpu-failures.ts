@@ -1,4 +1,5 @@
 import { InterleaveError } from '../errors.js';
+import { webgpuMemory } from './webgpu-memory.js';
 
 /**
  * WebGPU reports validation errors, out-of-memory and device loss out of band: the op that
@@ -43,7 +44,9 @@ export function watchWebgpuFailures(backend: unknown): void {
     // Handled here: Dawn would otherwise print it to stdout, once per op of the cascade.
     event.preventDefault();
     const { error } = event as GPUUncapturedErrorEvent;
-    record(`${error.constructor.name}: ${firstLines(error.message)}`);
+    // Out of memory: how much was already held says whether the model or a leak is at fault.
+    const held = error.constructor.name === 'GPUOutOfMemoryError' ? heldBytes() : '';
+    record(`${error.constructor.name}: ${firstLines(error.message)}${held}`);
   });
   void device.lost.then((info) => {
     if (info.reason !== 'destroyed') record(`the GPU device was lost (${info.reason}): ${firstLines(info.message)}`);
@@ -89,9 +92,14 @@ function describeRunning(): string {
   return `${program.constructor.name} (${shapes || 'no inputs'}${output})`;
 }
 
-/** Dawn's message without its trailing `- While ...` context lines, on one line. */
+function heldBytes(): string {
+  const memory = webgpuMemory();
+  return memory === undefined ? '' : ` with ${(memory.liveBytes / 2 ** 30).toFixed(1)} GiB already held in GPU buffers`;
+}
+
+/** Dawn's message on one line: no native source locations, no `- While ...` context but the call. */
 function firstLines(message: string): string {
-  const lines = message.split('\n').map((line) => line.trim());
+  const lines = message.split('\n').map((line) => line.replace(/\s+at \S+ \([^)]*:\d+\)/g, '').trim());
   const context = lines.find((line) => line.startsWith('- While calling'));
   const main = lines.filter((line) => line !== '' && !line.startsWith('- ')).join(' ');
   // `- While calling [Device].CreateBindGroup([BindGroupDescriptor ""])`: the call, not its descriptor.
