@@ -89,7 +89,7 @@ async function searchSoftware(): Promise<DeviceSearch> {
     requestAdapter: async (options?: GPURequestAdapterOptions) => {
       const found = unused ?? (await compatibilityAdapter(options));
       unused = undefined;
-      return found;
+      return found === null ? null : markDevices(found);
     },
     getPreferredCanvasFormat: () => dawn.getPreferredCanvasFormat(),
     get wgslLanguageFeatures() {
@@ -106,6 +106,17 @@ async function searchSoftware(): Promise<DeviceSearch> {
       software: true,
     },
   };
+}
+
+/** Remembers the devices requested from a software adapter (see webgpuDeviceInfo). */
+function markDevices(adapter: GPUAdapter): GPUAdapter {
+  const requestDevice = adapter.requestDevice.bind(adapter);
+  adapter.requestDevice = async (descriptor?: GPUDeviceDescriptor) => {
+    const device = await requestDevice(descriptor);
+    softwareDevices.add(device);
+    return device;
+  };
+  return adapter;
 }
 
 /** Makes `device.gpu` the `navigator.gpu` tfjs-webgpu will use (Node 20 has no `navigator`). */
@@ -205,3 +216,19 @@ function hasMesaSoftwareDriver(): boolean {
   const dirs = [...(process.env.LIBGL_DRIVERS_PATH ?? '').split(delimiter).filter(Boolean), ...LIBRARY_DIRS];
   return dirs.some((dir) => existsSync(join(dir, 'dri', 'swrast_dri.so')) || existsSync(join(dir, 'swrast_dri.so')));
 }
+
+/**
+ * The device the webgpu backend runs on, for kernels and tests that must know its limits: a
+ * kernel that needs more than the software device's compatibility-mode limits (e.g. a 2 GiB
+ * storage binding) says so, and is checked on a GPU instead. Undefined before webgpu starts.
+ */
+export function webgpuDeviceInfo(
+  backend: unknown,
+): { readonly software: boolean; readonly limits: GPUSupportedLimits } | undefined {
+  const device = (backend as { device?: GPUDevice } | undefined)?.device;
+  if (device === undefined) return undefined;
+  return { software: softwareDevices.has(device), limits: device.limits };
+}
+
+/** Devices tfjs created on the software adapter (marked when tfjs asks that adapter for one). */
+const softwareDevices = new WeakSet<GPUDevice>();

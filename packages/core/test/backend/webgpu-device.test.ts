@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { findGpuDevice, selectBackend } from '../../src/index.js';
+import { findGpuDevice, selectBackend, webgpuDeviceInfo } from '../../src/index.js';
 
 const SOFTWARE_DETAIL = 'webgpu (Dawn OpenGL on llvmpipe, compatibility mode: correctness only, slow)';
 
@@ -11,6 +11,10 @@ describe('the webgpu backend without a GPU', () => {
     if (gpu.found) expect(choice.detail).toBe(gpu.device.detail);
     else expect(choice.detail).toBe(SOFTWARE_DETAIL);
     expect(tf.getBackend()).toBe('webgpu');
+    // Kernels read the device's limits to say when they need more than it allows.
+    const info = webgpuDeviceInfo(tf.findBackend('webgpu'));
+    expect(info?.software).toBe(!gpu.found);
+    if (info?.software) expect(info.limits.maxStorageBufferBindingSize).toBe(128 * 2 ** 20);
 
     // It computes: a matmul and its gradient agree with the cpu backend.
     const a = [
