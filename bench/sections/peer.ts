@@ -346,7 +346,7 @@ function resultTable(
     rows,
     notes: [
       `Both train the reference hybrid (${prepared.layers.length} layers, d_model ${config.model.d_model}, vocabulary ${config.model.vocab_size}) on batch ${config.train.batch_size} × ${task.seq_len} tokens: forward, masked cross-entropy, backward, global-norm clipping, AdamW, loss read back; median step over ${hybridParams(context).plan.repeats} steps after ${hybridParams(context).plan.warmup} warm-up steps. The peer draws random MQAR-shaped batches (compute does not depend on the tokens).`,
-      "The peer: bench/peer/hybrid.py — nn.Linear/Conv1d/RMSNorm, F.scaled_dot_product_attention with the window as a boolean mask, the selective scan as a loop over time (as mamba's selective_scan_ref), torch.optim.AdamW with default settings.",
+      `The peer: bench/peer/hybrid.py — nn.Linear/Conv1d/RMSNorm, F.scaled_dot_product_attention with the window as a boolean mask, the selective scan ${onGpu ? 'as a Hillis–Steele scan and as a loop over time (one row each)' : "as a loop over time (as mamba's selective_scan_ref)"}, torch.optim.AdamW with default settings.`,
       ...(fastestLine ? [fastestLine] : []),
       onGpu
         ? 'On the GPU: Interleave on webgpu (Dawn, Vulkan); the peer on CUDA in float32 with TF32 off. Peak GPU memory: the GPU buffers Interleave held (tfjs pools included), torch.cuda.max_memory_allocated for the peer.'
