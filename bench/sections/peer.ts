@@ -44,11 +44,10 @@ export const peerSection: Section = {
       const prepared = await prepareRun(params.configFile, params.overrides);
       const specFile = join(work, 'spec.json');
       writeFileSync(specFile, JSON.stringify(peerSpec(prepared)));
-      const threadCounts = [...new Set([context.options.threads, 1])];
-      const peers: Array<{ threads: number; result?: PeerTrainResult; failure?: string }> = [];
-      for (const threads of threadCounts) {
-        context.progress(`peer: PyTorch training, ${threads} thread${threads === 1 ? '' : 's'}`);
-        peers.push({ threads, ...(await peerTrain(python.path, specFile, threads, params.plan)) });
+      const peers: PeerRun[] = [];
+      for (const variant of peerVariants(context)) {
+        context.progress(`peer: PyTorch training, ${variant.describe}`);
+        peers.push({ ...variant, ...(await peerTrain(python.path, specFile, variant.args, params.plan)) });
       }
       return [resultTable(context, prepared, ours, peers, check, python.version)];
     } finally {
@@ -63,8 +62,44 @@ interface PeerTrainResult {
   tokens_per_second: number;
   tokens_per_step: number;
   peak_rss_bytes: number;
+  /** With --device cuda: torch.cuda.max_memory_allocated. */
+  peak_gpu_bytes?: number;
   torch: string;
   threads: number;
+}
+
+/** One way the peer is run: on the CPU at some threads, or on the GPU with one scan. */
+interface PeerVariant {
+  readonly threads: string;
+  readonly scan: string;
+  readonly device: 'cpu' | 'cuda';
+  readonly args: readonly string[];
+  readonly describe: string;
+}
+type PeerRun = PeerVariant & { result?: PeerTrainResult; failure?: string };
+
+/**
+ * Against webgpu, the peer runs on the GPU (CUDA, fp32, TF32 off) with both of its scans, and
+ * the ratio that counts is against the faster; on the CPU backends it gets our thread count
+ * (and, for reference, 1) with the loop scan.
+ */
+function peerVariants(context: SectionContext): PeerVariant[] {
+  if (context.backend.name === 'webgpu') {
+    return ['hillis-steele', 'sequential'].map((scan) => ({
+      threads: 'GPU',
+      scan,
+      device: 'cuda' as const,
+      args: ['--device', 'cuda', '--scan', scan, '--threads', '1'],
+      describe: `GPU (cuda), ${scan} scan`,
+    }));
+  }
+  return [...new Set([context.options.threads, 1])].map((threads) => ({
+    threads: String(threads),
+    scan: 'loop',
+    device: 'cpu' as const,
+    args: ['--threads', String(threads)],
+    describe: `${threads} thread${threads === 1 ? '' : 's'}`,
+  }));
 }
 
 interface PeerCheckResult {
@@ -137,13 +172,17 @@ async function runPeer<Result>(python: string, args: string[]): Promise<{ result
   }
 }
 
-function peerTrain(python: string, specFile: string, threads: number, plan: { warmup: number; repeats: number }) {
+function peerTrain(
+  python: string,
+  specFile: string,
+  args: readonly string[],
+  plan: { warmup: number; repeats: number },
+) {
   return runPeer<PeerTrainResult>(python, [
     'train',
     '--spec',
     specFile,
-    '--threads',
-    String(threads),
+    ...args,
     '--warmup',
     String(plan.warmup),
     '--repeats',
@@ -245,7 +284,7 @@ function resultTable(
   context: SectionContext,
   prepared: PreparedRun,
   ours: HybridThroughput | undefined,
-  peers: Array<{ threads: number; result?: PeerTrainResult; failure?: string }>,
+  peers: readonly PeerRun[],
   check: { result?: PeerCheckResult; failure?: string; ourParameters?: number },
   torchVersion: string,
 ): BenchTable {
@@ -258,17 +297,27 @@ function resultTable(
       tokensPerSecond: ours?.tokensPerSecond ?? null,
       ratio: null,
       peakRssBytes: ours?.peakRssBytes ?? null,
+      peakGpuBytes: ours?.peakGpuBytes ?? null,
     },
-    ...peers.map(({ threads, result, failure }) => ({
-      implementation: `PyTorch ${torchVersion} peer, eager, loop scan`,
-      threads: String(threads),
+    ...peers.map(({ threads, scan, device, result, failure }) => ({
+      implementation: `PyTorch ${torchVersion} peer, eager, ${scan} scan${device === 'cuda' ? ', CUDA fp32 (TF32 off)' : ''}`,
+      threads,
       parameters: result?.parameters ?? null,
       stepMs: result?.step_ms ?? (failure ? 'failed' : null),
       tokensPerSecond: result?.tokens_per_second ?? null,
       ratio: result && ours ? ours.tokensPerSecond / result.tokens_per_second : null,
       peakRssBytes: result?.peak_rss_bytes ?? null,
+      peakGpuBytes: result?.peak_gpu_bytes ?? null,
     })),
   ];
+  const onGpu = peers.some((peer) => peer.device === 'cuda');
+  const fastest = peers
+    .filter((peer) => peer.result)
+    .sort((a, b) => (b.result?.tokens_per_second ?? 0) - (a.result?.tokens_per_second ?? 0))[0];
+  const fastestLine =
+    onGpu && fastest?.result && ours
+      ? `Against the peer's faster scan on the GPU (${fastest.scan}, ${Math.round(fastest.result.tokens_per_second).toLocaleString('en-US')} tokens/s): Interleave is ${(ours.tokensPerSecond / fastest.result.tokens_per_second).toFixed(2)}×.`
+      : undefined;
   const peerParameters = peers.find((peer) => peer.result)?.result?.parameters;
   const parameterLine =
     ours && peerParameters !== undefined
@@ -292,15 +341,19 @@ function resultTable(
       { key: 'tokensPerSecond', header: 'tokens/s', kind: 'rate' },
       { key: 'ratio', header: 'Interleave ÷ peer × (tokens/s)', kind: 'ratio' },
       { key: 'peakRssBytes', header: 'peak RSS MiB', kind: 'mib' },
+      ...(onGpu ? [{ key: 'peakGpuBytes', header: 'peak GPU MiB', kind: 'mib' as const }] : []),
     ],
     rows,
     notes: [
       `Both train the reference hybrid (${prepared.layers.length} layers, d_model ${config.model.d_model}, vocabulary ${config.model.vocab_size}) on batch ${config.train.batch_size} × ${task.seq_len} tokens: forward, masked cross-entropy, backward, global-norm clipping, AdamW, loss read back; median step over ${hybridParams(context).plan.repeats} steps after ${hybridParams(context).plan.warmup} warm-up steps. The peer draws random MQAR-shaped batches (compute does not depend on the tokens).`,
-      "The peer: bench/peer/hybrid.py — nn.Linear/Conv1d/RMSNorm, F.scaled_dot_product_attention with the window as a boolean mask, the selective scan as a loop over time (as mamba's selective_scan_ref), torch.optim.AdamW with default settings.",
-      `Threads: tfjs-wasm runs its ops on 1 thread in Node; the fused scan kernels use ${context.options.threads} (INTERLEAVE_KERNEL_THREADS). The peer gets torch.set_num_threads(${context.options.threads})${context.options.threads > 1 ? ', and for reference 1' : ''}, with OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY ?? 'PASSIVE'}.`,
+      `The peer: bench/peer/hybrid.py — nn.Linear/Conv1d/RMSNorm, F.scaled_dot_product_attention with the window as a boolean mask, the selective scan ${onGpu ? 'as a Hillis–Steele scan and as a loop over time (one row each)' : "as a loop over time (as mamba's selective_scan_ref)"}, torch.optim.AdamW with default settings.`,
+      ...(fastestLine ? [fastestLine] : []),
+      onGpu
+        ? 'On the GPU: Interleave on webgpu (Dawn, Vulkan); the peer on CUDA in float32 with TF32 off. Peak GPU memory: the GPU buffers Interleave held (tfjs pools included), torch.cuda.max_memory_allocated for the peer.'
+        : `Threads: tfjs-wasm runs its ops on 1 thread in Node; the fused scan kernels use ${context.options.threads} (INTERLEAVE_KERNEL_THREADS). The peer gets torch.set_num_threads(${context.options.threads})${context.options.threads > 1 ? ', and for reference 1' : ''}, with OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY ?? 'PASSIVE'}.`,
       parameterLine,
       checkLine,
-      ...peers.filter((peer) => peer.failure).map((peer) => `Peer at ${peer.threads} threads failed: ${peer.failure}.`),
+      ...peers.filter((peer) => peer.failure).map((peer) => `Peer (${peer.describe}) failed: ${peer.failure}.`),
     ],
   };
 }

@@ -35,3 +35,4 @@ export {
   type StepCheckOptions,
   type StepCheckResult,
 } from './step-matches-forward.js';
+export { useWebgpuBackend } from './webgpu.js';

@@ -1,9 +1,12 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { delimiter, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendRequest } from '../config/schema.js';
 import { InterleaveError } from '../errors.js';
+import { findGpuDevice, findSoftwareDevice, installNavigatorGpu } from './webgpu-device.js';
+import { watchWebgpuFailures } from './webgpu-failures.js';
+import { trackWebgpuMemory } from './webgpu-memory.js';
 
 export type BackendName = Exclude<BackendRequest, 'auto'>;
 
@@ -30,12 +33,14 @@ export async function selectBackend(request: BackendRequest, requestedBy = 'back
   const candidates = request === 'auto' ? AUTO_ORDER : [request];
   const skipped: string[] = [];
   for (const name of candidates) {
-    const attempt = await ATTEMPTS[name]();
+    const attempt = await ATTEMPTS[name](request !== 'auto');
     if (attempt.ok) {
       await tf.ready();
       return { name, detail: attempt.detail, skipped };
     }
     skipped.push(`${name}: ${attempt.reason}`);
+    // `auto` passes over backends quietly; why, on request (a named backend's failure is the error).
+    if (request === 'auto' && debugRequested()) process.stderr.write(`backend: skipped ${name}: ${attempt.reason}\n`);
   }
   if (request === 'auto') {
     throw new InterleaveError(`no tfjs backend could start (${skipped.join('; ')})`);
@@ -54,7 +59,8 @@ export function backendFromEnvironment(): BackendRequest | undefined {
   return value as BackendRequest;
 }
 
-const ATTEMPTS: Record<BackendName, () => Promise<Attempt>> = {
+/** Each starts its backend; `named` is true when the user asked for it (not `auto`). */
+const ATTEMPTS: Record<BackendName, (named: boolean) => Promise<Attempt>> = {
   tensorflow: startTensorflow,
   webgpu: startWebgpu,
   wasm: startWasm,
@@ -106,41 +112,41 @@ function findNativeAddon(pkg: string): string | undefined {
   return undefined;
 }
 
-async function startWebgpu(): Promise<Attempt> {
-  // Dawn prints a warning to stderr when it cannot load Vulkan; look for the loader first.
-  if (!hasVulkanLoader()) return fail('no Vulkan loader (libvulkan.so.1) on this machine');
+/**
+ * A hardware GPU when there is one; the software device (Dawn OpenGL on llvmpipe) only when
+ * `webgpu` was named, never for `auto`: it is for tests and CI, far slower than wasm.
+ */
+async function startWebgpu(named: boolean): Promise<Attempt> {
   try {
-    const { create, globals } = await import('webgpu');
-    const gpu = create([]);
-    const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-    if (adapter === null) return fail('no GPU adapter found');
-    Object.assign(globalThis, globals);
-    Object.defineProperty(globalThis, 'navigator', {
-      value: { gpu, userAgent: 'node' },
-      configurable: true,
-      writable: true,
-    });
+    const hardware = await findGpuDevice();
+    let search = hardware;
+    if (!hardware.found && named) {
+      search = await findSoftwareDevice();
+      if (!search.found) return fail(`${hardware.reason}; ${search.reason}`);
+    }
+    if (!search.found) return fail(search.reason);
+    await installNavigatorGpu(search.device);
     await import('@tensorflow/tfjs-backend-webgpu');
-    if (!(await setBackendQuietly('webgpu'))) return fail('the GPU adapter was found but tfjs-webgpu did not start');
-    const info = (adapter as { info?: { vendor?: string; device?: string; description?: string } }).info;
-    const gpuName = info?.description || info?.device || info?.vendor || 'GPU';
-    return { ok: true, detail: `webgpu (Dawn, ${gpuName})` };
+    if (!(await setBackendQuietly('webgpu')))
+      return fail(`${search.device.detail} was found but tfjs-webgpu did not start`);
+    const webgpu = tf.findBackend('webgpu') as unknown as { device: GPUDevice };
+    watchWebgpuFailures(webgpu);
+    trackWebgpuMemory(webgpu.device);
+    // Named, and given the software device: say once why there was no GPU.
+    if (!hardware.found && !toldNoGpu)
+      process.stderr.write(`backend: webgpu found no GPU (${hardware.reason}); using the software device\n`);
+    toldNoGpu ||= !hardware.found;
+    return { ok: true, detail: search.device.detail };
   } catch (error) {
     return fail(`failed to start: ${firstLine(error)}`);
   }
 }
 
-function hasVulkanLoader(): boolean {
-  const dirs = [
-    ...(process.env.LD_LIBRARY_PATH ?? '').split(delimiter).filter(Boolean),
-    '/usr/lib/x86_64-linux-gnu',
-    '/usr/lib/aarch64-linux-gnu',
-    '/lib/x86_64-linux-gnu',
-    '/usr/lib64',
-    '/usr/lib',
-    '/usr/local/lib',
-  ];
-  return dirs.some((dir) => existsSync(join(dir, 'libvulkan.so.1')));
+let toldNoGpu = false;
+
+function debugRequested(): boolean {
+  const value = process.env.INTERLEAVE_DEBUG;
+  return value !== undefined && value !== '' && value !== '0';
 }
 
 async function startWasm(): Promise<Attempt> {
