@@ -5,6 +5,7 @@ import {
   type FlopCount,
   type FlopShape,
   fanInUniformInit,
+  float32State,
   InterleaveError,
   linearFlops,
   type Mixer,
@@ -12,6 +13,8 @@ import {
   matmul,
   pointwiseFlops,
   SOFTMAX_OPS_PER_ENTRY,
+  type StateShape,
+  type StateSize,
   scaleFlops,
   sumFlops,
 } from '@interleave/core';
@@ -184,12 +187,23 @@ function attentionFlops(config: AttentionConfig, { dModel, seqLen }: FlopShape):
   );
 }
 
+/**
+ * Keys and values of kv_heads·head_dim each: a ring buffer of `window` slots (allocated whole
+ * from the first token), or, for full attention, one per token seen, so it grows with length.
+ */
+function attentionStateBytes(config: AttentionConfig, { dModel, length }: StateShape): StateSize {
+  const kvWidth = (config.kv_heads ?? config.heads) * (dModel / config.heads);
+  const slots = config.window ?? length;
+  return float32State(2 * kvWidth * slots, config.window === null);
+}
+
 export const slidingWindowAttentionBlock: BlockDefinition<AttentionConfig> = {
   name: 'swa',
   description: 'causal sliding-window multi-head attention with RoPE (window: null = full)',
   schema: slidingWindowSchema,
   create: (context, config) => new AttentionMixer(context, config),
   flops: attentionFlops,
+  stateBytes: attentionStateBytes,
 };
 
 export const fullAttentionBlock: BlockDefinition<z.infer<typeof fullAttentionSchema>> = {
@@ -198,6 +212,7 @@ export const fullAttentionBlock: BlockDefinition<z.infer<typeof fullAttentionSch
   schema: fullAttentionSchema,
   create: (context, config) => new AttentionMixer(context, { ...config, window: null }),
   flops: (config, shape) => attentionFlops({ ...config, window: null }, shape),
+  stateBytes: (config, shape) => attentionStateBytes({ ...config, window: null }, shape),
 };
 
 /**

@@ -6,6 +6,7 @@ import {
   depthwiseConvFlops,
   type FlopCount,
   type FlopShape,
+  float32State,
   type Initializer,
   InterleaveError,
   linearFlops,
@@ -344,4 +345,6 @@ export const rglruBlock: BlockDefinition<RglruConfig> = {
   schema: rglruSchema,
   create: (context, config) => new RglruMixer(context, config),
   flops: rglruFlops,
+  // h (d_rnn) and the conv window (conv_width − 1 inputs of d_rnn): 4·d_rnn·conv_width bytes.
+  stateBytes: (config, { dModel }) => float32State(resolveRnnWidth(config, dModel).dRnn * config.conv_width),
 };

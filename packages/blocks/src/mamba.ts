@@ -7,6 +7,7 @@ import {
   type FlopCount,
   type FlopShape,
   fanInUniformInit,
+  float32State,
   type Initializer,
   indexedInit,
   linearFlops,
@@ -199,4 +200,6 @@ export const mambaBlock: BlockDefinition<MambaConfig> = {
   schema: mambaSchema,
   create: (context, config) => new MambaMixer(context, config),
   flops: mambaFlops,
+  // The conv window (d_conv − 1 inputs) and h: 4·d_inner·(d_state + d_conv − 1) bytes.
+  stateBytes: (config, { dModel }) => float32State(config.expand * dModel * (config.d_state + config.d_conv - 1)),
 };

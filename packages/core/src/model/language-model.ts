@@ -12,6 +12,7 @@ import { normalInit } from './initializers.js';
 import { type ModelFlops, modelFlopsPerToken } from './model-flops.js';
 import { ParameterStore } from './parameter-store.js';
 import type { ResolvedLayer } from './resolve-layers.js';
+import { type ModelStateSize, modelStateBytes } from './state-size.js';
 
 interface ResidualLayer {
   readonly norm: PositionwiseLayer;
@@ -105,6 +106,11 @@ export class LanguageModel {
   /** Analytic FLOPs per training token at sequence length `seqLen` (SPEC §4.3; see model-flops.ts). */
   flopsPerToken(seqLen: number): ModelFlops {
     return modelFlopsPerToken({ config: this.config, seqLen, ...this.components });
+  }
+
+  /** The recurrent state per sequence after `length` tokens, by layer (see state-size.ts). */
+  stateBytesPerSequence(length: number): ModelStateSize {
+    return modelStateBytes({ config: this.config, layers: this.components.layers, length });
   }
 
   initState(batchSize: number): ModelState {

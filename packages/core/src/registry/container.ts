@@ -52,6 +52,7 @@ export function pluginApi(container: Container): PluginApi {
     container,
     registerBlock: (definition) => {
       requireFlops(definition, `block '${definition.name}'`, 'flops(config, { dModel, seqLen })');
+      requireStateBytes(definition);
       container.get<BlockRegistry>(TOKENS.BlockRegistry).register(definition);
     },
     registerTask: (definition) => container.get<TaskRegistry>(TOKENS.TaskRegistry).register(definition),
@@ -77,6 +78,16 @@ function requireFlops(piece: object, what: string, signature: string): void {
     throw new InterleaveError(
       `${what} has no ${signature} method: every block, norm and MLP declares its FLOPs per token ` +
         '(see BlockDefinition.flops in @interleave/core)',
+    );
+  }
+}
+
+/** As requireFlops: a JavaScript block could omit its state size and fail only in `inspect`. */
+function requireStateBytes(definition: object & { name: string }): void {
+  if (typeof (definition as { stateBytes?: unknown }).stateBytes !== 'function') {
+    throw new InterleaveError(
+      `block '${definition.name}' has no stateBytes(config, { dModel, length }) method: every block declares ` +
+        'the bytes of its step state per sequence (see BlockDefinition.stateBytes in @interleave/core)',
     );
   }
 }
