@@ -62,12 +62,19 @@ export class LanguageModel {
     const root = store.root();
     const dModel = config.d_model;
     const component = (name: string) => ({ dModel, params: root.scope(name), rng: rng.fork(name) });
+    const depth =
+      config.depth_scaled_init !== false
+        ? {
+            layers: options.layers.length,
+            residualBranches: options.layers.length + options.layers.filter((layer) => layer.mlp).length,
+          }
+        : undefined;
     try {
       const embedding = root.create('embedding.weight', [config.vocab_size, dModel], normalInit(0.02));
       const layers = options.layers.map((layer, index): ResidualLayer => {
         const prefix = `layers.${index}`;
         const norm = norms.create(component(`${prefix}.norm`), config.norm_eps);
-        const mixer = layer.block.create({ ...component(`${prefix}.mixer`), backend }, layer.config);
+        const mixer = layer.block.create({ ...component(`${prefix}.mixer`), backend, depth }, layer.config);
         const mlp = layer.mlp
           ? {
               norm: norms.create(component(`${prefix}.mlp_norm`), config.norm_eps),
