@@ -13,8 +13,8 @@ export const mqarGridSchema = z.strictObject({
   num_kv_pairs: z.array(z.number().int().positive()).min(1),
   examples: z.number().int().positive().default(256),
   batch_size: z.number().int().positive().default(64),
-  /** Default: the training task's value when it is MQAR, else MQAR's default. */
-  power_a: z.number().positive().optional(),
+  /** Default: the training task's `test_power_a` when it is MQAR, else MQAR's default. */
+  test_power_a: z.number().positive().optional(),
   random_non_queries: z.boolean().optional(),
 });
 
@@ -34,7 +34,7 @@ export const mqarGridEvaluation: EvaluationDefinition<MqarGridConfig> = {
           seq_len: seqLen,
           num_kv_pairs: pairs,
           test_examples: config.examples,
-          power_a: config.power_a ?? trained.power_a,
+          test_power_a: config.test_power_a ?? trained.test_power_a,
           random_non_queries: config.random_non_queries ?? trained.random_non_queries,
         });
         const name = `L${seqLen}_K${pairs}`;
