@@ -11,6 +11,7 @@ import {
   renderReportMarkdown,
   writeReport,
 } from '../src/index.js';
+import { MISSING } from '../src/report/format-cells.js';
 import { COMPUTE_LAW_MIN_POINTS, fitComputeLaw } from '../src/scaling/index.js';
 import {
   computePointsOf,
@@ -119,6 +120,16 @@ describe('experiment report from an MLflow store', () => {
     const vegaLite = JSON.stringify(section(report, 'induction').plot!.vegaLite);
     expect(vegaLite).toContain('"rule"');
     expect(section(report, 'induction').plot!.svg).toContain('trained at 256');
+  });
+
+  it('tables the induction error bars where runs logged them', () => {
+    const tables = section(report, 'induction').tables;
+    expect(tables).toHaveLength(2);
+    const intervals = tables[1]!;
+    expect(intervals.caption).toMatch(/95% Wilson intervals/);
+    const byArchitecture = new Map(intervals.rows.map((row) => [row[0], row.slice(2)]));
+    expect(byArchitecture.get('mamba+swa')?.[0]).toBe('0.982–0.995 (n=1000)');
+    expect(new Set(byArchitecture.get('attention+attention'))).toEqual(new Set([MISSING]));
   });
 
   it('lists every architecture of a plot in its legend, with one colour per architecture across plots', () => {

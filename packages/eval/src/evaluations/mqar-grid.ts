@@ -2,6 +2,7 @@ import type { EvaluationDefinition } from '@interleave/core';
 import { z } from 'zod';
 import { MqarTask, mqarSchema } from '../tasks/mqar.js';
 import { maskedAccuracyByForward } from './model-predictions.js';
+import { wilsonInterval } from './wilson-interval.js';
 
 /**
  * MQAR accuracy over a grid of (seq_len, num_kv_pairs) (SPEC §4.1), on test sets drawn from the
@@ -57,6 +58,10 @@ export const mqarGridEvaluation: EvaluationDefinition<MqarGridConfig> = {
           counted += result.counted;
         }
         metrics[`eval/mqar/${name}/accuracy`] = correct / counted;
+        // Queries are not independent within an example; the interval over queries is a lower bound on the error.
+        const interval = wilsonInterval(correct, counted);
+        metrics[`eval/mqar/${name}/accuracy_ci_low`] = interval.low;
+        metrics[`eval/mqar/${name}/accuracy_ci_high`] = interval.high;
         log(`mqar seq_len=${seqLen} kv_pairs=${pairs}: accuracy ${(correct / counted).toFixed(4)}`);
       }
     }

@@ -22,6 +22,8 @@ export interface MqarPoint {
 export interface InductionPoint {
   length: number;
   accuracy: number;
+  /** The 95% Wilson interval and the examples behind it, for runs that logged them. */
+  interval?: { low: number; high: number; examples: number };
 }
 
 /** A run reduced to what a report shows: final metric values and the params it groups by. */
@@ -84,7 +86,14 @@ async function summarizeRun(uri: string, record: RunRecord): Promise<ReportRun> 
     const inductionMatch = INDUCTION_METRIC.exec(key);
     if (inductionMatch) {
       const accuracy = await last(key);
-      if (accuracy !== undefined) induction.push({ length: Number(inductionMatch[1]), accuracy });
+      const length = Number(inductionMatch[1]);
+      const low = await last(`eval/induction/len_${length}/accuracy_ci_low`);
+      const high = await last(`eval/induction/len_${length}/accuracy_ci_high`);
+      const examples = await last(`eval/induction/len_${length}/examples`);
+      if (accuracy !== undefined) {
+        const interval = low !== undefined && high !== undefined && examples !== undefined;
+        induction.push({ length, accuracy, ...(interval ? { interval: { low, high, examples } } : {}) });
+      }
     }
   }
   const params = record.params;

@@ -29,7 +29,7 @@ export const mqarSchema = z
     power_a: z
       .never({
         error:
-          'power_a was split into train_power_a and test_power_a (as in Zoology\'s multiquery_ar); ' +
+          "power_a was split into train_power_a and test_power_a (as in Zoology's multiquery_ar); " +
           'write both, e.g. power_a: 0.01 → train_power_a: 0.01 and test_power_a: 0.01',
       })
       .optional(),
