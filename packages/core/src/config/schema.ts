@@ -47,6 +47,13 @@ export const modelSchema = z.strictObject({
    * Absent = true (left optional so that configs resolved before it existed keep their hash).
    */
   depth_scaled_init: z.boolean().optional(),
+  /**
+   * Learned absolute position embeddings added to the token embeddings for positions
+   * 0 … max_position_embeddings − 1, as Zoology's attention baseline (its
+   * `max_position_embeddings`); sequences may not be longer. Absent or 0: none (blocks carry
+   * their own positions, e.g. attention's RoPE).
+   */
+  max_position_embeddings: z.number().int().min(0).optional(),
 });
 
 export const taskEntrySchema = z.looseObject({ name: z.string().min(1) });

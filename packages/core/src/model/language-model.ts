@@ -23,6 +23,8 @@ interface ResidualLayer {
 /** The recurrent state of the whole model: one mixer state per layer. */
 export interface ModelState {
   readonly layers: MixerState[];
+  /** Tokens stepped so far (where learned absolute positions are looked up); 0 when absent. */
+  readonly position?: number;
 }
 
 /**
@@ -37,6 +39,8 @@ export class LanguageModel {
     readonly parameters: ParameterStore,
     private readonly backend: BackendCapabilities,
     private readonly embedding: tf.Variable,
+    /** Learned absolute positions [max_position_embeddings, D], or null. */
+    private readonly positions: tf.Variable | null,
     private readonly layers: readonly ResidualLayer[],
     private readonly finalNorm: PositionwiseLayer,
     private readonly head: tf.Variable,
@@ -71,6 +75,10 @@ export class LanguageModel {
         : undefined;
     try {
       const embedding = root.create('embedding.weight', [config.vocab_size, dModel], normalInit(0.02));
+      const maxPositions = config.max_position_embeddings ?? 0;
+      // Zoology initialises every nn.Embedding, positions included, with N(0, 0.02²).
+      const positions =
+        maxPositions > 0 ? root.create('position_embeddings.weight', [maxPositions, dModel], normalInit(0.02)) : null;
       const layers = options.layers.map((layer, index): ResidualLayer => {
         const prefix = `layers.${index}`;
         const norm = norms.create(component(`${prefix}.norm`), config.norm_eps);
@@ -87,7 +95,7 @@ export class LanguageModel {
       const head = config.tie_embeddings
         ? embedding
         : root.create('lm_head.weight', [config.vocab_size, dModel], normalInit(0.02));
-      return new LanguageModel(config, store, backend, embedding, layers, finalNorm, head, {
+      return new LanguageModel(config, store, backend, embedding, positions, layers, finalNorm, head, {
         layers: options.layers,
         norm: norms,
         mlp: mlps,
@@ -102,6 +110,11 @@ export class LanguageModel {
   forward(tokens: tf.Tensor2D): tf.Tensor3D {
     return tf.tidy(() => {
       let x = embeddingLookup(this.embedding as tf.Tensor2D, tokens, this.backend) as tf.Tensor3D;
+      if (this.positions !== null) {
+        const length = tokens.shape[1];
+        this.checkPosition(length - 1);
+        x = x.add(this.positions.slice([0, 0], [length, this.config.d_model]));
+      }
       for (const layer of this.layers) {
         x = x.add(layer.mixer.forward(layer.norm.apply(x)));
         if (layer.mlp) x = x.add(layer.mlp.layer.apply(layer.mlp.norm.apply(x)));
@@ -121,14 +134,17 @@ export class LanguageModel {
   }
 
   initState(batchSize: number): ModelState {
-    return { layers: this.layers.map((layer) => layer.mixer.initState(batchSize)) };
+    return { layers: this.layers.map((layer) => layer.mixer.initState(batchSize)), position: 0 };
   }
 
   /** One token per sequence: tokens [B] int32 → logits [B, V] and the next state (the old one is kept). */
   step(tokens: tf.Tensor1D, state: ModelState): { logits: tf.Tensor2D; state: ModelState } {
     const next: MixerState[] = [];
+    const position = state.position ?? 0;
+    if (this.positions !== null) this.checkPosition(position);
     const logits = tf.tidy(() => {
       let x = embeddingLookup(this.embedding as tf.Tensor2D, tokens, this.backend) as tf.Tensor2D;
+      if (this.positions !== null) x = x.add(this.positions.slice([position, 0], [1, this.config.d_model]));
       this.layers.forEach((layer, index) => {
         const out = layer.mixer.step(layer.norm.apply(x), state.layers[index] as MixerState);
         keepState(out.state);
@@ -138,11 +154,21 @@ export class LanguageModel {
       });
       return this.logits(this.finalNorm.apply(x));
     });
-    return { logits, state: { layers: next } };
+    return { logits, state: { layers: next, position: position + 1 } };
   }
 
   dispose(): void {
     this.parameters.dispose();
+  }
+
+  private checkPosition(position: number): void {
+    const max = this.config.max_position_embeddings ?? 0;
+    if (position >= max) {
+      throw new InterleaveError(
+        `position ${position} is past model.max_position_embeddings (${max}): learned absolute positions ` +
+          'are defined only up to there; raise it or use a block with relative positions (RoPE)',
+      );
+    }
   }
 
   private logits<T extends tf.Tensor2D | tf.Tensor3D>(hidden: T): T {
