@@ -88,6 +88,8 @@ async function runPrepared(prepared: PreparedRun, options: TrainRunOptions): Pro
   // Analytic training compute (SPEC §4.3): FLOPs per token at the task's sequence length,
   // rounded to whole FLOPs (Hyena's FFT and attention's average window are fractional).
   const modelFlops = model.flopsPerToken(taskInstance.seqLen);
+  // The recurrent state per sequence at the training length: the x-axis of accuracy vs. state size.
+  const modelState = model.stateBytesPerSequence(taskInstance.seqLen);
   const flops = { total: Math.round(modelFlops.total), forward: Math.round(modelFlops.forward) };
   const hash = configHash(loaded.resolved);
   const runName = options.runName ?? config.tracking.run_name ?? config.name;
@@ -130,6 +132,8 @@ async function runPrepared(prepared: PreparedRun, options: TrainRunOptions): Pro
       'model.parameters': model.parameters.count(),
       'compute.flops_per_token': flops.total,
       'compute.forward_flops_per_token': flops.forward,
+      'model.state_bytes_per_sequence': modelState.bytes,
+      'model.state_grows_with_length': modelState.growsWithLength,
     });
     await tracker.logArtifact('config.yaml', stringify(loaded.resolved));
     const result = await trainLoop(trainer, tracker, out, options.stopSignal, {
