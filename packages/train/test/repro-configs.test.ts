@@ -58,7 +58,7 @@ describe('the published protocols', () => {
     Array.from({ length: count }, (_, i) => 10 ** (from + ((to - from) * i) / (count - 1)));
   const expectRates = (rates: number[], expected: number[]) => {
     expect(rates).toHaveLength(expected.length);
-    rates.forEach((rate, i) => expect(Math.abs(rate / (expected[i] as number) - 1)).toBeLessThan(1e-6));
+    for (const [i, rate] of rates.entries()) expect(Math.abs(rate / (expected[i] as number) - 1)).toBeLessThan(1e-6);
   };
 
   it('Zoology Figure 2: vocab, data, power laws, epochs, widths, rates, depth and positions', async () => {
