@@ -88,6 +88,9 @@ describe('experiment report from an MLflow store', () => {
     expect(report.sections.map((candidate) => [candidate.id, candidate.plot?.name])).toEqual([
       ['mqar', 'mqar-accuracy'],
       ['induction', 'induction-accuracy'],
+      // No learning-rate sweep and no logged state sizes in this experiment: omitted, no plot.
+      ['learning-rate', undefined],
+      ['state-size', undefined],
       ['compute', 'loss-vs-compute'],
       ['runs', undefined],
     ]);
@@ -281,6 +284,10 @@ describe('report sections without data', () => {
     expect(section(report, 'mqar').omitted).toMatch(/^No MQAR evaluations in this experiment/);
     expect(section(report, 'induction').omitted).toMatch(/^No induction-head evaluations in this experiment/);
     expect(section(report, 'compute').omitted).toMatch(/^No runs with both compute\/flops and eval\/loss/);
+    expect(section(report, 'learning-rate').omitted).toMatch(
+      /^No configuration was trained at more than one learning rate/,
+    );
+    expect(section(report, 'state-size').omitted).toMatch(/^Fewer than two models with a logged state size/);
     expect(html).toContain(
       '<p class="omitted">No MQAR evaluations in this experiment (no eval/mqar/L&lt;seq&gt;_K&lt;k&gt;',
     );

@@ -45,6 +45,12 @@ export interface ReportRun {
   evalLoss: number | undefined;
   /** Cumulative training FLOPs at the last logged step. */
   computeFlops: number | undefined;
+  /** The peak learning rate (`train.optimizer.lr`). */
+  learningRate: number | undefined;
+  /** The recurrent state per sequence at the training length (`model.state_bytes_per_sequence`). */
+  stateBytes: number | undefined;
+  /** Whether that state grows with the sequence (full attention, Hyena): then it holds at `seqLen` only. */
+  stateGrows: boolean;
   mqar: MqarPoint[];
   induction: InductionPoint[];
 }
@@ -127,6 +133,9 @@ async function summarizeRun(uri: string, record: RunRecord): Promise<ReportRun> 
     evalAccuracy,
     evalLoss: await last('eval/loss'),
     computeFlops: await last('compute/flops'),
+    learningRate: numericParam(params, 'train.optimizer.lr'),
+    stateBytes: numericParam(params, 'model.state_bytes_per_sequence'),
+    stateGrows: params['model.state_grows_with_length'] === 'true',
     mqar: mqar.sort((a, b) => a.seqLen - b.seqLen || a.numKvPairs - b.numKvPairs),
     induction: induction.sort((a, b) => a.length - b.length),
   };
