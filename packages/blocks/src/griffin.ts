@@ -27,8 +27,11 @@ import { linearRecurrence, type RecurrenceImplementation } from './scan/linear-r
 
 /**
  * Griffin's recurrent block with the RG-LRU (SPEC §2.2; De et al. 2024, "Griffin"), registered
- * as `rglru`. Parameter names, layouts and initialisation follow google-deepmind/recurrentgemma's
- * `RecurrentBlock`:
+ * as `rglru`. Parameters and initialisation after google-deepmind/recurrentgemma's PyTorch
+ * `RecurrentBlock`, in PyTorch's own layouts: the convolution is a depthwise Conv1d weight
+ * [d_rnn, 1, K] where recurrentgemma's `Conv1D.w` is [K, d_rnn], and the gates are flat
+ * `rg_lru.a_gate_weight` where recurrentgemma nests `rg_lru.a_gate.w`. `interleave export
+ * --layout recurrentgemma` writes (and import reads) recurrentgemma's exact names and layouts. Ours:
  *
  *   linear_y.weight [d_rnn, D], linear_y.bias       gate branch, GeLU
  *   linear_x.weight [d_rnn, D], linear_x.bias       recurrent branch
