@@ -50,8 +50,11 @@ async function reference(gelu: 'exact' | 'tanh') {
   const out = join(work, `y-${gelu}.safetensors`);
   const args = [REFERENCE, '--weights', weightsFile, '--prefix', 'blocks.0.recurrent_block.'];
   const result = await runCommand(python, [...args, '--inputs', inputsFile, '--out', out, '--gelu', gelu]);
-  if (result.code !== 0) throw new Error(`reference_recurrent_block.py failed (exit ${result.code}):\n${result.stderr}`);
-  const report = JSON.parse(result.stdout.trim().split('\n').at(-1) as string) as { state_dict: Record<string, number[]> };
+  if (result.code !== 0)
+    throw new Error(`reference_recurrent_block.py failed (exit ${result.code}):\n${result.stderr}`);
+  const report = JSON.parse(result.stdout.trim().split('\n').at(-1) as string) as {
+    state_dict: Record<string, number[]>;
+  };
   return { report, y: (await readSafetensorsFile(out)).tensors.y?.data as Float64Array };
 }
 
