@@ -83,7 +83,8 @@ class AttentionMixer implements Mixer<AttentionState> {
       throw new InterleaveError(`kv_heads (${this.kvHeads}) must divide heads (${this.heads})`);
     }
     this.headDim = dModel / this.heads;
-    if (config.positions === 'rope' && this.headDim % 2 !== 0) throw new InterleaveError(`RoPE needs an even head size, got ${this.headDim}`);
+    if (config.positions === 'rope' && this.headDim % 2 !== 0)
+      throw new InterleaveError(`RoPE needs an even head size, got ${this.headDim}`);
     const init = fanInUniformInit(dModel);
     this.qProj = params.create('q_proj.weight', [this.heads * this.headDim, dModel], init);
     this.kProj = params.create('k_proj.weight', [this.kvHeads * this.headDim, dModel], init);
