@@ -16,6 +16,7 @@ export * from './model/language-model.js';
 export * from './model/model-flops.js';
 export * from './model/parameter-store.js';
 export * from './model/resolve-layers.js';
+export * from './model/state-size.js';
 export * from './ops/matmul.js';
 export * from './random/seeded-random.js';
 export * from './registry/block-definition.js';

@@ -30,6 +30,14 @@ export {
 export { checkNoLeak, expectNoLeak, type LeakResult } from './leaks.js';
 export { BlockContractError, type SequenceOptions } from './shared.js';
 export {
+  checkStateSize,
+  expectStateSizeMatches,
+  type StateSizeMeasurement,
+  type StateSizeOptions,
+  type StateSizeResult,
+  stateTensorBytes,
+} from './state-size.js';
+export {
   checkStepMatchesForward,
   expectStepMatchesForward,
   type StepCheckOptions,
