@@ -75,16 +75,14 @@ function fusedSelectiveScan(inputs: SelectiveScanInputs): tf.Tensor3D {
         const [xs, dts, as, bs, cs] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
         const chunks = inBatchChunks([xs, dts, bs, cs, dy], perCall).map(
           ([x, dt, b, c, dyChunk]) =>
-            tf
-              .engine()
-              .runKernel(SELECTIVE_SCAN_GRAD_KERNEL, {
-                x,
-                dt,
-                a: as,
-                b,
-                c,
-                dy: dyChunk,
-              } as tf.NamedTensorMap) as tf.Tensor[],
+            tf.engine().runKernel(SELECTIVE_SCAN_GRAD_KERNEL, {
+              x,
+              dt,
+              a: as,
+              b,
+              c,
+              dy: dyChunk,
+            } as tf.NamedTensorMap) as tf.Tensor[],
         );
         if (chunks.length === 1) return chunks[0] as tf.Tensor[];
         const gather = (index: number) => chunks.map((grads) => grads[index] as tf.Tensor);
