@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
+import { sequencesPerCall } from '../webgpu/gpu-dispatch.js';
 import { SELECTIVE_SCAN_GRAD_KERNEL, SELECTIVE_SCAN_KERNEL } from './kernels/selective-scan-kernel.js';
-import { sequencesPerCall } from './kernels/webgpu/gpu-dispatch.js';
 import { selectiveScanLargestBinding } from './kernels/webgpu/selective-scan-wgsl.js';
 import { linearScan } from './linear-scan.js';
 import { assertFusedAvailable, defaultScanImplementation, type ScanImplementation } from './scan-implementation.js';

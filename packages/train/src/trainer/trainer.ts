@@ -123,9 +123,15 @@ export class Trainer {
   }
 }
 
-/** Values of scalar tensors, read without blocking: webgpu in Node cannot read synchronously. */
+/**
+ * Values of scalar tensors, read without blocking (webgpu in Node cannot read synchronously), in
+ * ONE read-back: on a GPU each read is a submit, a copy and a wait for the queue to drain.
+ */
 async function readScalars(tensors: tf.Tensor[]): Promise<number[]> {
-  return Promise.all(tensors.map(async (tensor) => (await tensor.data())[0] as number));
+  const packed = tf.tidy(() => tf.stack(tensors.map((tensor) => tensor.cast('float32').reshape([]))));
+  const values = await packed.data();
+  packed.dispose();
+  return Array.from(values);
 }
 
 function toTensors(batch: TokenBatch): { inputs: tf.Tensor2D; supervision: Supervision } {
