@@ -1,10 +1,9 @@
-import { SeededRandom } from '@interleave/core';
+import { limitStorageBindingBytes, SeededRandom } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { selectiveScanLargestBinding } from '../src/scan/kernels/webgpu/selective-scan-wgsl.js';
 import { linearRecurrence, type RecurrenceImplementation } from '../src/scan/linear-recurrence.js';
 import { type ScanImplementation, selectiveScan } from '../src/scan/selective-scan.js';
-import { limitStorageBindingBytes } from '../src/webgpu/gpu-dispatch.js';
 import {
   draw,
   type FlatInputs,

@@ -1,4 +1,5 @@
 export * from './backend/capabilities.js';
+export * from './backend/gpu-dispatch.js';
 export * from './backend/missing-kernel.js';
 export * from './backend/select-backend.js';
 export * from './config/index.js';

@@ -1,5 +1,5 @@
+import { sequencesPerCall } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
-import { sequencesPerCall } from '../webgpu/gpu-dispatch.js';
 import { LINEAR_RECURRENCE_GRAD_KERNEL, LINEAR_RECURRENCE_KERNEL } from './kernels/linear-recurrence-kernel.js';
 import { linearScan } from './linear-scan.js';
 import { assertFusedAvailable, defaultScanImplementation, type ScanImplementation } from './scan-implementation.js';

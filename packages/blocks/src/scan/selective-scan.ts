@@ -1,5 +1,5 @@
+import { sequencesPerCall } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
-import { sequencesPerCall } from '../webgpu/gpu-dispatch.js';
 import { SELECTIVE_SCAN_GRAD_KERNEL, SELECTIVE_SCAN_KERNEL } from './kernels/selective-scan-kernel.js';
 import { selectiveScanLargestBinding } from './kernels/webgpu/selective-scan-wgsl.js';
 import { linearScan } from './linear-scan.js';

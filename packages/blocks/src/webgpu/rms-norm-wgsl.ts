@@ -1,6 +1,6 @@
+import { GpuKernelContext } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import { registerOnce } from '../scan/kernels/register-once.js';
-import { GpuKernelContext } from './gpu-dispatch.js';
 
 /**
  * RMSNorm over the last axis as two WGSL kernels for webgpu: one workgroup per row reduces

@@ -1,5 +1,5 @@
+import { GpuKernelContext } from '@interleave/core';
 import type * as tf from '@tensorflow/tfjs';
-import { GpuKernelContext } from '../../../webgpu/gpu-dispatch.js';
 
 /**
  * WGSL for h_t = a_t ⊙ h_{t−1} + b_t over axis 1 of [B, L, F] (RG-LRU's recurrence): one thread

@@ -1,5 +1,5 @@
+import { FLAT_INDEX_WGSL, flatWorkgroups, GpuKernelContext } from '@interleave/core';
 import type * as tf from '@tensorflow/tfjs';
-import { FLAT_INDEX_WGSL, flatWorkgroups, GpuKernelContext } from '../../../webgpu/gpu-dispatch.js';
 
 /**
  * WGSL for Mamba's selective scan (docs/design.md, Mamba block):

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { InterleaveError } from '../errors.js';
 
 /**
  * Interleave's own dispatch of hand-written WGSL compute shaders inside tfjs-webgpu's command
@@ -206,7 +207,7 @@ export function sequencesPerCall(batch: number, largestBindingFloatsPerSequence:
   const limit = Math.min(bindingLimitOverride ?? Number.POSITIVE_INFINITY, device.limits.maxStorageBufferBindingSize);
   const perSequenceBytes = largestBindingFloatsPerSequence * 4;
   if (perSequenceBytes > limit) {
-    throw new Error(
+    throw new InterleaveError(
       `${what} needs a ${perSequenceBytes}-byte storage binding for one sequence, over this GPU's ${limit}-byte limit (shorten the sequence)`,
     );
   }
