@@ -1,4 +1,4 @@
-import { GpuKernelContext } from '@interleave/core';
+import { f32Bits, GpuKernelContext } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import { registerOnce } from '../scan/kernels/register-once.js';
 
@@ -72,8 +72,7 @@ function rowWorkgroups(rows: number, limit: number): [number, number] {
 }
 
 function uniforms(rows: number, width: number, eps: number): number[] {
-  // The uniform struct's third field is an f32: pass its bit pattern through the u32 writer.
-  return [rows, width, new Uint32Array(new Float32Array([eps]).buffer)[0] as number];
+  return [rows, width, f32Bits(eps)];
 }
 
 registerOnce(RMS_NORM_KERNEL, 'webgpu', ({ inputs, backend, attrs }) => {

@@ -213,3 +213,8 @@ export function sequencesPerCall(batch: number, largestBindingFloatsPerSequence:
   }
   return Math.max(1, Math.min(batch, Math.floor(limit / perSequenceBytes)));
 }
+
+/** A float32 uniform field's bits, for `Dispatch.uniforms` (which writes u32 words). */
+export function f32Bits(value: number): number {
+  return new Uint32Array(new Float32Array([value]).buffer)[0] as number;
+}
