@@ -2,6 +2,7 @@ export * from './backend/capabilities.js';
 export * from './backend/gpu-dispatch.js';
 export * from './backend/missing-kernel.js';
 export * from './backend/select-backend.js';
+export * from './backend/webgpu-buffer-pool.js';
 export * from './config/index.js';
 export * from './errors.js';
 export * from './io/atomic-write.js';

@@ -1,3 +1,4 @@
+import { limitWebgpuBufferPool } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 
 /**
@@ -36,5 +37,7 @@ export async function startLlvmpipeWebgpu(): Promise<void> {
   } finally {
     console.warn = warn;
   }
+  // As select-backend does for a real GPU.
+  limitWebgpuBufferPool(tf.backend());
   await tf.ready();
 }

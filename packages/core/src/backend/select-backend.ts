@@ -4,6 +4,7 @@ import { delimiter, dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendRequest } from '../config/schema.js';
 import { InterleaveError } from '../errors.js';
+import { limitWebgpuBufferPool } from './webgpu-buffer-pool.js';
 
 export type BackendName = Exclude<BackendRequest, 'auto'>;
 
@@ -122,6 +123,7 @@ async function startWebgpu(): Promise<Attempt> {
     });
     await import('@tensorflow/tfjs-backend-webgpu');
     if (!(await setBackendQuietly('webgpu'))) return fail('the GPU adapter was found but tfjs-webgpu did not start');
+    limitWebgpuBufferPool(tf.backend());
     const info = (adapter as { info?: { vendor?: string; device?: string; description?: string } }).info;
     const gpuName = info?.description || info?.device || info?.vendor || 'GPU';
     return { ok: true, detail: `webgpu (Dawn, ${gpuName})` };
