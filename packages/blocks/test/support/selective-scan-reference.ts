@@ -18,7 +18,7 @@ export type InputName = keyof FlatInputs;
 export const INPUT_NAMES: InputName[] = ['x', 'dt', 'a', 'b', 'c'];
 
 /**
- * SPEC §2.1's recurrence written as plainly as possible in float64, one channel at a time, with
+ * Mamba's recurrence (docs/design.md, Mamba block) written as plainly as possible in float64, one channel at a time, with
  * the gradients of the loss Σ y ⊙ w by reverse accumulation:
  *   gh_t = w_t C_t + exp(Δ_{t+1} A) gh_{t+1}.
  */

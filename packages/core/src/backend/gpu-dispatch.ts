@@ -67,7 +67,7 @@ export interface Dispatch {
   shader: () => string;
   /** Tensors bound as storage buffers 0…k−1, in the shader's order; the uniforms follow at binding k. */
   bindings: tf.TensorInfo[];
-  /** u32 fields of the shader's uniform struct, in declaration order. */
+  /** The 32-bit fields of the shader's uniform struct, in declaration order, as u32 words (f32 fields through `f32Bits`). */
   uniforms: number[];
   workgroups: [number, number?, number?];
 }
