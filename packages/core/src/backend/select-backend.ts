@@ -7,6 +7,7 @@ import { InterleaveError } from '../errors.js';
 import { findGpuDevice, findSoftwareDevice, installNavigatorGpu } from './webgpu-device.js';
 import { watchWebgpuFailures } from './webgpu-failures.js';
 import { trackWebgpuMemory } from './webgpu-memory.js';
+import { limitWebgpuBufferPool } from './webgpu-buffer-pool.js';
 
 export type BackendName = Exclude<BackendRequest, 'auto'>;
 
@@ -131,6 +132,7 @@ async function startWebgpu(named: boolean): Promise<Attempt> {
       return fail(`${search.device.detail} was found but tfjs-webgpu did not start`);
     const webgpu = tf.findBackend('webgpu') as unknown as { device: GPUDevice };
     watchWebgpuFailures(webgpu);
+    limitWebgpuBufferPool(tf.backend());
     trackWebgpuMemory(webgpu.device);
     // Named, and given the software device: say once why there was no GPU.
     if (!hardware.found && !toldNoGpu)

@@ -141,19 +141,24 @@ export class Trainer {
 }
 
 /**
- * Values of scalar tensors, read without blocking (webgpu in Node cannot read synchronously).
- * A GPU error since the last read is thrown here, `during` naming the step: it caused the values.
+/**
+ * Values of scalar tensors, read without blocking (webgpu in Node cannot read synchronously), in
+ * ONE read-back: on a GPU each read is a submit, a copy and a wait for the queue to drain. A GPU
+ * error since the last read is thrown here, `during` naming the step: it caused the values.
  */
 async function readScalars(tensors: tf.Tensor[], during: string): Promise<number[]> {
-  let values: number[];
+  const packed = tf.tidy(() => tf.stack(tensors.map((tensor) => tensor.cast('float32').reshape([]))));
+  let values: Float32Array | Int32Array | Uint8Array;
   try {
-    values = await Promise.all(tensors.map(async (tensor) => (await tensor.data())[0] as number));
+    values = await packed.data();
   } catch (error) {
     throwIfWebgpuFailed(during);
     throw error;
+  } finally {
+    packed.dispose();
   }
   throwIfWebgpuFailed(during);
-  return values;
+  return Array.from(values);
 }
 
 function toTensors(batch: TokenBatch): { inputs: tf.Tensor2D; supervision: Supervision } {
