@@ -4,6 +4,7 @@ import { gatedMlp } from './gated-mlp.js';
 import { rglruBlock } from './griffin.js';
 import { hyenaBlock } from './hyena.js';
 import { mambaBlock } from './mamba.js';
+import { mamba2Block } from './mamba2.js';
 import { rmsNorm } from './rms-norm.js';
 
 export { fullAttentionBlock, slidingWindowAttentionBlock } from './attention.js';
@@ -11,6 +12,7 @@ export { gatedMlp } from './gated-mlp.js';
 export { rglruBlock } from './griffin.js';
 export { type HyenaConfig, hyenaBlock, hyenaSchema } from './hyena.js';
 export { mambaBlock } from './mamba.js';
+export { type Mamba2Config, mamba2Block, mamba2Schema } from './mamba2.js';
 export { rmsNorm } from './rms-norm.js';
 export { linearScan } from './scan/linear-scan.js';
 
@@ -20,4 +22,7 @@ export const registerBuiltinBlocks: Plugin = (api) => {
   api.provideMlp(gatedMlp);
   const blocks = [mambaBlock, slidingWindowAttentionBlock, fullAttentionBlock, rglruBlock, hyenaBlock] as const;
   for (const block of blocks) api.registerBlock(block);
+  // The chunked linear-recurrence family (docs/design.md#chunked-linear-recurrences).
+  const chunkedBlocks = [mamba2Block] as const;
+  for (const block of chunkedBlocks) api.registerBlock(block);
 };
