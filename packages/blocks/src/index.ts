@@ -1,6 +1,7 @@
 import type { Plugin } from '@interleave/core';
 import { fullAttentionBlock, slidingWindowAttentionBlock } from './attention.js';
 import { gatedMlp } from './gated-mlp.js';
+import { glaBlock } from './gla.js';
 import { rglruBlock } from './griffin.js';
 import { hyenaBlock } from './hyena.js';
 import { mambaBlock } from './mamba.js';
@@ -9,6 +10,7 @@ import { rmsNorm } from './rms-norm.js';
 
 export { fullAttentionBlock, slidingWindowAttentionBlock } from './attention.js';
 export { gatedMlp } from './gated-mlp.js';
+export { type GlaConfig, glaBlock, glaSchema } from './gla.js';
 export { rglruBlock } from './griffin.js';
 export { type HyenaConfig, hyenaBlock, hyenaSchema } from './hyena.js';
 export { mambaBlock } from './mamba.js';
@@ -23,6 +25,6 @@ export const registerBuiltinBlocks: Plugin = (api) => {
   const blocks = [mambaBlock, slidingWindowAttentionBlock, fullAttentionBlock, rglruBlock, hyenaBlock] as const;
   for (const block of blocks) api.registerBlock(block);
   // The chunked linear-recurrence family (docs/design.md#chunked-linear-recurrences).
-  const chunkedBlocks = [mamba2Block] as const;
+  const chunkedBlocks = [mamba2Block, glaBlock] as const;
   for (const block of chunkedBlocks) api.registerBlock(block);
 };
