@@ -67,7 +67,9 @@ function widthsOf(config: GlaConfig, dModel: number): Widths {
     ['value', valueDim],
   ] as const) {
     if (width < config.heads || width % config.heads !== 0) {
-      throw new InterleaveError(`gla: the ${name} width (${width}) must be a positive multiple of heads (${config.heads})`);
+      throw new InterleaveError(
+        `gla: the ${name} width (${width}) must be a positive multiple of heads (${config.heads})`,
+      );
     }
   }
   return { keyDim, valueDim, headKeyDim: keyDim / config.heads, headValueDim: valueDim / config.heads };

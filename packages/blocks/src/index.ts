@@ -1,5 +1,7 @@
 import type { Plugin } from '@interleave/core';
 import { fullAttentionBlock, slidingWindowAttentionBlock } from './attention.js';
+import { deltanetBlock } from './deltanet.js';
+import { gatedDeltanetBlock } from './gated-deltanet.js';
 import { gatedMlp } from './gated-mlp.js';
 import { glaBlock } from './gla.js';
 import { rglruBlock } from './griffin.js';
@@ -9,6 +11,8 @@ import { mamba2Block } from './mamba2.js';
 import { rmsNorm } from './rms-norm.js';
 
 export { fullAttentionBlock, slidingWindowAttentionBlock } from './attention.js';
+export { type DeltaNetConfig, deltanetBlock, deltanetSchema } from './deltanet.js';
+export { type GatedDeltaNetConfig, gatedDeltanetBlock, gatedDeltanetSchema } from './gated-deltanet.js';
 export { gatedMlp } from './gated-mlp.js';
 export { type GlaConfig, glaBlock, glaSchema } from './gla.js';
 export { rglruBlock } from './griffin.js';
@@ -25,6 +29,6 @@ export const registerBuiltinBlocks: Plugin = (api) => {
   const blocks = [mambaBlock, slidingWindowAttentionBlock, fullAttentionBlock, rglruBlock, hyenaBlock] as const;
   for (const block of blocks) api.registerBlock(block);
   // The chunked linear-recurrence family (docs/design.md#chunked-linear-recurrences).
-  const chunkedBlocks = [mamba2Block, glaBlock] as const;
+  const chunkedBlocks = [mamba2Block, glaBlock, deltanetBlock, gatedDeltanetBlock] as const;
   for (const block of chunkedBlocks) api.registerBlock(block);
 };

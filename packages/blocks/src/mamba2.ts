@@ -70,7 +70,10 @@ interface Mamba2State extends MixerState {
 function dtBiasInit(config: Mamba2Config): Initializer {
   return (rng, shape) =>
     Float32Array.from({ length: shape[0] as number }, () => {
-      const dt = Math.max(Math.exp(rng.uniform(Math.log(config.dt_min), Math.log(config.dt_max))), config.dt_init_floor);
+      const dt = Math.max(
+        Math.exp(rng.uniform(Math.log(config.dt_min), Math.log(config.dt_max))),
+        config.dt_init_floor,
+      );
       return dt + Math.log(-Math.expm1(-dt));
     });
 }
@@ -133,7 +136,9 @@ class Mamba2Mixer implements Mixer<Mamba2State> {
       const { headdim } = this.config;
       const [z, xbcIn, dtIn] = tf.split(linear(u, this.inProj), [inner, convChannels, heads], 2) as tf.Tensor3D[];
       const dt = tf.softplus((dtIn as tf.Tensor3D).add(this.dtBias)) as tf.Tensor3D; // [B, L, H]
-      const xbc = silu(causalDepthwiseConv1d(xbcIn as tf.Tensor3D, this.convWeight as tf.Tensor3D, this.convBias as tf.Tensor1D));
+      const xbc = silu(
+        causalDepthwiseConv1d(xbcIn as tf.Tensor3D, this.convWeight as tf.Tensor3D, this.convBias as tf.Tensor1D),
+      );
       const [x, b, c] = tf.split(xbc, [inner, groupWidth, groupWidth], 2) as tf.Tensor3D[];
       const perHead = (t: tf.Tensor, width: number) =>
         t.reshape([batch, length, heads, width]).transpose([0, 2, 1, 3]) as tf.Tensor4D;

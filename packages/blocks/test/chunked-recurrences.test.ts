@@ -73,9 +73,11 @@ function naiveDeltaRule(
       for (let s = 0; s < state.length; s++) state[s] = alpha * (state[s] as number);
       for (let j = 0; j < valueDim; j++) {
         let predicted = 0;
-        for (let i = 0; i < keyDim; i++) predicted += (k[row * keyDim + i] as number) * (state[i * valueDim + j] as number);
+        for (let i = 0; i < keyDim; i++)
+          predicted += (k[row * keyDim + i] as number) * (state[i * valueDim + j] as number);
         const u = (beta[row] as number) * ((v[row * valueDim + j] as number) - predicted);
-        for (let i = 0; i < keyDim; i++) state[i * valueDim + j] = (state[i * valueDim + j] as number) + (k[row * keyDim + i] as number) * u;
+        for (let i = 0; i < keyDim; i++)
+          state[i * valueDim + j] = (state[i * valueDim + j] as number) + (k[row * keyDim + i] as number) * u;
       }
       for (let j = 0; j < valueDim; j++) {
         let sum = 0;
@@ -168,16 +170,27 @@ for (const backend of ['cpu', 'wasm'] as const) {
 
       it(`gated linear attention (${perFeature ? 'per-feature' : 'per-head'} decay): chunked gradients equal the step form's`, async () => {
         const gShape = perFeature ? [batch, heads, length, keyDim] : [batch, heads, length];
-        const weights = tf.tensor4d(draw(tokens * valueDim, (rng) => rng.normal(), 5), [batch, heads, length, valueDim]);
+        const weights = tf.tensor4d(
+          draw(tokens * valueDim, (rng) => rng.normal(), 5),
+          [batch, heads, length, valueDim],
+        );
         const inputs = [
           tf.tensor4d(q, [batch, heads, length, keyDim]),
           tf.tensor4d(k, [batch, heads, length, keyDim]),
           tf.tensor4d(v, [batch, heads, length, valueDim]),
-          tf.tensor(g.map((x) => x / 4), gShape),
+          tf.tensor(
+            g.map((x) => x / 4),
+            gShape,
+          ),
         ];
         const chunked = tf.grads((qq, kk, vv, gg) =>
           chunkedGatedLinearAttention(
-            { queries: qq as tf.Tensor4D, keys: kk as tf.Tensor4D, values: vv as tf.Tensor4D, logDecay: gg as tf.Tensor3D },
+            {
+              queries: qq as tf.Tensor4D,
+              keys: kk as tf.Tensor4D,
+              values: vv as tf.Tensor4D,
+              logDecay: gg as tf.Tensor3D,
+            },
             4,
           )
             .mul(weights)
@@ -229,7 +242,10 @@ for (const backend of ['cpu', 'wasm'] as const) {
       }
 
       it(`${gated ? 'gated ' : ''}delta rule: chunked gradients equal the step form's`, async () => {
-        const weights = tf.tensor4d(draw(tokens * valueDim, (rng) => rng.normal(), 8), [batch, heads, length, valueDim]);
+        const weights = tf.tensor4d(
+          draw(tokens * valueDim, (rng) => rng.normal(), 8),
+          [batch, heads, length, valueDim],
+        );
         const inputs = [
           tf.tensor4d(qn, [batch, heads, length, keyDim]),
           tf.tensor4d(kn, [batch, heads, length, keyDim]),

@@ -10,4 +10,8 @@ import { runBlockContract } from '../src/testing/index.js';
 const backends = ['cpu', 'wasm'] as const;
 
 runBlockContract(glaBlock, { heads: 2, gate_low_rank_dim: 4, chunk_size: 4, norm_eps: 0.1 }, { backends });
-runBlockContract(glaBlock, { heads: 4, expand_k: 1, expand_v: 0.5, chunk_size: 5, norm_eps: 0.1 }, { backends: ['wasm'] });
+runBlockContract(
+  glaBlock,
+  { heads: 4, expand_k: 1, expand_v: 0.5, chunk_size: 5, norm_eps: 0.1 },
+  { backends: ['wasm'] },
+);

@@ -1,4 +1,4 @@
-import { matmul } from '@interleave/core';
+import { type FlopCount, matmul } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import { causalMask, cumulativeSum, fromChunks, toChunks } from './chunked-linear-attention.js';
 
@@ -41,7 +41,8 @@ export function chunkedDeltaRule(inputs: DeltaRuleInputs, chunkSize: number): tf
     const { queries, keys, values, beta, logDecay } = inputs;
     const [batch, heads, length, keyDim] = queries.shape;
     const valueDim = values.shape[3];
-    const chunk = chunkSize;
+    // A sequence shorter than the chunk runs in one chunk of the next power of two.
+    const chunk = Math.min(chunkSize, 2 ** Math.ceil(Math.log2(length)));
     const chunks = Math.ceil(length / chunk);
     const rows = batch * heads * chunks;
     const sequences = batch * heads;
@@ -77,18 +78,29 @@ export function chunkedDeltaRule(inputs: DeltaRuleInputs, chunkSize: number): tf
       chunkDecay = tf.exp(last).reshape([sequences, chunks, 1, 1]);
     }
 
-    // The recurrence over chunks: per chunk two [C, d] × [d, d_v] products and one update.
-    const perChunk = (x: tf.Tensor3D) => {
+    if (chunks === 1) return fromChunks(matmul(scores, weightedValues), batch, heads, length); // S₀ = 0
+
+    // The recurrence over chunks: per chunk two [C, d] × [d, d_v] products and one update. The
+    // last chunk's keys and decay only matter for the state after the sequence, which is unused.
+    // Slices, not tf.unstack: unstack's gradient breaks when it yields a single tensor (tfjs 4.22).
+    const perChunk = (x: tf.Tensor3D, count: number) => {
       const width = x.shape[2];
-      return tf
-        .unstack(x.reshape([sequences, chunks, chunk * width]), 1)
-        .map((slice) => slice.reshape([sequences, chunk, width]) as tf.Tensor3D);
+      const flat = x.reshape([sequences, chunks * chunk * width]);
+      return Array.from(
+        { length: count },
+        (_, c) =>
+          flat
+            .slice([0, c * chunk * width], [sequences, chunk * width])
+            .reshape([sequences, chunk, width]) as tf.Tensor3D,
+      );
     };
-    const wvChunks = perChunk(weightedValues);
-    const wkChunks = perChunk(weightedKeys);
-    const keyChunks = perChunk(keysToEnd);
-    const decayChunks =
-      chunkDecay === undefined ? undefined : tf.unstack(chunkDecay.reshape([sequences, chunks, 1]), 1);
+    const wvChunks = perChunk(weightedValues, chunks);
+    const wkChunks = perChunk(weightedKeys, chunks);
+    const keyChunks = perChunk(keysToEnd, chunks - 1);
+    const decays = chunkDecay?.reshape([sequences, chunks]);
+    const decayChunks = Array.from({ length: chunks - 1 }, (_, c) =>
+      decays?.slice([0, c], [sequences, 1]).reshape([sequences, 1, 1]),
+    );
     let state: tf.Tensor3D = tf.zeros([sequences, keyDim, valueDim]);
     const entering: tf.Tensor3D[] = [];
     const newValues: tf.Tensor3D[] = [];
@@ -97,8 +109,8 @@ export function chunkedDeltaRule(inputs: DeltaRuleInputs, chunkSize: number): tf
       const u = (wvChunks[c] as tf.Tensor3D).sub(matmul(wkChunks[c] as tf.Tensor3D, state)) as tf.Tensor3D;
       newValues.push(u);
       if (c === chunks - 1) break;
-      const kept =
-        decayChunks === undefined ? state : (state.mul((decayChunks[c] as tf.Tensor).reshape([sequences, 1, 1])) as tf.Tensor3D);
+      const decay = decayChunks[c];
+      const kept = decay === undefined ? state : (state.mul(decay) as tf.Tensor3D);
       state = kept.add(matmul(keyChunks[c] as tf.Tensor3D, u, true, false)) as tf.Tensor3D;
     }
     const states = tf.stack(entering, 1).reshape([rows, keyDim, valueDim]) as tf.Tensor3D;
@@ -115,11 +127,7 @@ export function chunkedDeltaRule(inputs: DeltaRuleInputs, chunkSize: number): tf
  * terms could cancel). The off-diagonal blocks A₂₁ are recomputed from k, β and G rather than
  * cut out of A, which would need rank-5 slices.
  */
-function invertUnitLowerTriangular(
-  k: tf.Tensor3D,
-  b: tf.Tensor3D,
-  cumulative: tf.Tensor3D | undefined,
-): tf.Tensor3D {
+function invertUnitLowerTriangular(k: tf.Tensor3D, b: tf.Tensor3D, cumulative: tf.Tensor3D | undefined): tf.Tensor3D {
   const [rows, chunk, keyDim] = k.shape;
   let inverse: tf.Tensor3D = tf.ones([rows * chunk, 1, 1]);
   for (let size = 1; size < chunk; size *= 2) {
@@ -162,4 +170,30 @@ export function deltaRuleStep(
     const output = matmul(queries.expandDims(2), next).squeeze([2]) as tf.Tensor3D;
     return { output, state: next };
   });
+}
+
+/**
+ * FLOPs per token of `chunkedDeltaRule` per head as the WY form computes them, chunk C (d_k, d_v
+ * per head; masked entries of the C × C blocks included): K Kᵀ for the blocked inverse
+ * (≈ 2·C·d_k over its levels) and its log₂C rounds of two [s, s] products (≈ 4·C·log₂C / 2),
+ * W_v and W_k (2·C·(d_v + d_k)), Q Kᵀ (2·C·d_k), scores·U (2·C·d_v), the chunk-serial
+ * W_k S₀, Q S₀ and Kᵀ U (2·d_k·d_v each), and ~4·C + 4·d_k pointwise ops for β, the decays and
+ * masks. Products and pointwise ops only: the backward pass counts twice the forward.
+ */
+export function deltaRuleFlops(
+  shape: { heads: number; keyDim: number; valueDim: number; chunk: number },
+  seqLen: number,
+): FlopCount {
+  const { heads, keyDim, valueDim } = shape;
+  const chunk = Math.min(shape.chunk, 2 ** Math.ceil(Math.log2(Math.max(1, seqLen))));
+  const perHead =
+    2 * chunk * keyDim +
+    2 * chunk * Math.log2(chunk) +
+    2 * chunk * (valueDim + keyDim) +
+    2 * chunk * keyDim +
+    2 * chunk * valueDim +
+    6 * keyDim * valueDim +
+    4 * chunk +
+    4 * keyDim;
+  return { forward: heads * perHead, backward: 2 * heads * perHead };
 }
