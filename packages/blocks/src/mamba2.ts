@@ -20,6 +20,7 @@ import { z } from 'zod';
 import { silu } from './ops/activations.js';
 import { causalDepthwiseConv1d, causalDepthwiseConv1dStep } from './ops/causal-depthwise-conv.js';
 import {
+  broadcastAlong,
   chunkedGatedLinearAttention,
   chunkedLinearAttentionFlops,
   gatedLinearAttentionStep,
@@ -182,10 +183,11 @@ class Mamba2Mixer implements Mixer<Mamba2State> {
       const [x, b, c] = tf.split(silu(conv.y), [inner, groupWidth, groupWidth], 1) as tf.Tensor2D[];
       const xHeads = (x as tf.Tensor2D).reshape([batch, heads, headdim]) as tf.Tensor3D;
       const toHeads = (t: tf.Tensor2D) =>
-        t
-          .reshape([batch, ngroups, 1, dState])
-          .tile([1, 1, heads / ngroups, 1])
-          .reshape([batch, heads, dState]) as tf.Tensor3D;
+        broadcastAlong(t.reshape([batch, ngroups, 1, dState]), [batch, ngroups, heads / ngroups, dState]).reshape([
+          batch,
+          heads,
+          dState,
+        ]) as tf.Tensor3D;
       const result = gatedLinearAttentionStep(state.ssm, {
         queries: toHeads(c as tf.Tensor2D),
         keys: toHeads(b as tf.Tensor2D),
@@ -209,12 +211,16 @@ class Mamba2Mixer implements Mixer<Mamba2State> {
   private groupsToHeads(t: tf.Tensor3D, batch: number, length: number): tf.Tensor4D {
     const { ngroups, d_state: dState } = this.config;
     const { heads } = this.dims;
-    return t
+    const perGroup = t
       .reshape([batch, length, ngroups, dState])
       .transpose([0, 2, 1, 3])
-      .reshape([batch, ngroups, 1, length * dState])
-      .tile([1, 1, heads / ngroups, 1])
-      .reshape([batch, heads, length, dState]) as tf.Tensor4D;
+      .reshape([batch, ngroups, 1, length * dState]);
+    return broadcastAlong(perGroup, [batch, ngroups, heads / ngroups, length * dState]).reshape([
+      batch,
+      heads,
+      length,
+      dState,
+    ]) as tf.Tensor4D;
   }
 
   /** RMSNormGated with norm_before_gate=False: rmsnorm(y ⊙ silu(z)) ⊙ weight over E. */

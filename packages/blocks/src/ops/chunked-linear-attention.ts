@@ -67,11 +67,12 @@ export function chunkedGatedLinearAttention(inputs: GatedLinearAttentionInputs, 
       const keysToEnd = k.mul(tf.exp(last.sub(cumulative))) as tf.Tensor3D;
       const contribution = matmul(keysToEnd, v, true, false); // [R, d_k, d_v]
       const stateSize = keyDim * valueDim;
-      const chunkDecay = tf
-        .exp(last)
-        .reshape([batch * heads, chunks, gWidth, 1])
-        .tile([1, 1, gWidth === 1 ? keyDim : 1, valueDim])
-        .reshape([batch * heads, chunks, stateSize]) as tf.Tensor3D;
+      const chunkDecay = broadcastAlong(tf.exp(last).reshape([batch * heads, chunks, gWidth, 1]), [
+        batch * heads,
+        chunks,
+        keyDim,
+        valueDim,
+      ]).reshape([batch * heads, chunks, stateSize]) as tf.Tensor3D;
       const states = linearRecurrence(
         chunkDecay,
         contribution.reshape([batch * heads, chunks, stateSize]) as tf.Tensor3D,
@@ -122,6 +123,15 @@ export function cumulativeSum(x: tf.Tensor3D): tf.Tensor3D {
       width === 1 ? sums.reshape([rows, length, 1]) : sums.reshape([rows, width, length]).transpose([0, 2, 1])
     ) as tf.Tensor3D;
   });
+}
+
+/**
+ * `x` repeated to `shape` as a broadcasting product with ones. Not tf.tile or tf.broadcastTo
+ * (which runs the Tile kernel): their gradient is a slice and an add per repetition in tfjs
+ * 4.22, which dominated a training step; a product's gradient is one reduction.
+ */
+export function broadcastAlong(x: tf.Tensor, shape: number[]): tf.Tensor {
+  return x.mul(tf.ones(shape));
 }
 
 /** [C, C] with ones where j ≤ i (j < i when `strict`). */
