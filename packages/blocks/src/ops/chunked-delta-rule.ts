@@ -1,4 +1,4 @@
-import { type FlopCount, matmul } from '@interleave/core';
+import { type FlopCount, InterleaveError, matmul } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import { causalMask, cumulativeSum, fromChunks, toChunks } from './chunked-linear-attention.js';
 
@@ -37,6 +37,9 @@ export interface DeltaRuleInputs {
 
 /** o [B, H, L, d_v]; `chunkSize` must be a power of two (the blocked inverse halves it). */
 export function chunkedDeltaRule(inputs: DeltaRuleInputs, chunkSize: number): tf.Tensor4D {
+  if (!Number.isInteger(Math.log2(chunkSize))) {
+    throw new InterleaveError(`the delta rule's chunk size must be a power of two, got ${chunkSize}`);
+  }
   return tf.tidy(() => {
     const { queries, keys, values, beta, logDecay } = inputs;
     const [batch, heads, length, keyDim] = queries.shape;
