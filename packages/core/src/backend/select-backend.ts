@@ -4,10 +4,10 @@ import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendRequest } from '../config/schema.js';
 import { InterleaveError } from '../errors.js';
+import { limitWebgpuBufferPool } from './webgpu-buffer-pool.js';
 import { findGpuDevice, findSoftwareDevice, installNavigatorGpu } from './webgpu-device.js';
 import { watchWebgpuFailures } from './webgpu-failures.js';
 import { trackWebgpuMemory } from './webgpu-memory.js';
-import { limitWebgpuBufferPool } from './webgpu-buffer-pool.js';
 
 export type BackendName = Exclude<BackendRequest, 'auto'>;
 
