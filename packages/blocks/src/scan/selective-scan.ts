@@ -19,7 +19,7 @@ export interface SelectiveScanInputs {
 export type { ScanImplementation } from './scan-implementation.js';
 
 /**
- * `fused`: the tfjs kernels `InterleaveSelectiveScan`/`…Grad` registered for cpu and wasm
+ * `fused`: the tfjs kernels `InterleaveSelectiveScan`/`…Grad` registered for cpu, wasm and tensorflow
  * (kernels/), one pass over the data forward and one (recomputing) backward, split by channel
  * over worker threads — never materialising the [B, L, d_inner, d_state] decay and drive
  * tensors as tfjs ops would. `ops`: the portable tf-op formulation (a parallel scan), for every

@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
 
-/** The parts of the cpu and wasm backends a host kernel uses (both keep tensors in CPU memory). */
+/** The parts of the cpu and wasm backends a host kernel uses (both keep tensors in JavaScript memory). */
 interface CpuBackendAccess {
   readSync(dataId: object): unknown;
   makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): tf.TensorInfo;
@@ -26,9 +26,9 @@ export type HostBackendName = (typeof HOST_BACKENDS)[number];
 
 /**
  * Runs `compute` on the float32 contents of `inputs`, writing new outputs of `outputShapes`,
- * without copying on cpu and wasm (tensorflow copies in and out): on wasm, inputs and outputs are views into the module's
- * heap; every output is allocated before any view is taken, because an allocation can grow the
- * heap and detach earlier views. Outputs start zeroed.
+ * without copying on cpu and wasm (tensorflow copies in and out): on wasm, inputs and outputs
+ * are views into the module's heap; every output is allocated before any view is taken, because
+ * an allocation can grow the heap and detach earlier views. Outputs start zeroed.
  */
 export function runOnHostMemory(
   backendName: HostBackendName,
