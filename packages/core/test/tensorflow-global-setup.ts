@@ -13,8 +13,10 @@ export default function requireTensorflowBackend(): void {
     env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2' },
   });
   if (result.status !== 0) {
-    throw new Error(
-      "the native TensorFlow backend is not set up here: run 'npx -y pnpm@10.34.9 setup:tensorflow' first (Linux x86_64)",
+    // Thrown, this would come with vitest's stack trace and a misleading "no test files found".
+    process.stderr.write(
+      "test:tensorflow: the native TensorFlow backend is not set up here: run 'npx -y pnpm@10.34.9 setup:tensorflow' first (Linux x86_64)\n",
     );
+    process.exit(1);
   }
 }
