@@ -8,11 +8,13 @@
 // Steps: check the machine → fetch the wheel with pip and keep its two stripped libraries and the
 // C API headers in a user-level cache (so a fresh clone or CI run does not download again) → lay
 // them out in tfjs-node's deps/ the way binding.gyp expects → build the addon with node-gyp
-// against Node's own headers → write the markers that keep the package's install script from
-// undoing this on a later `pnpm install` → load it in a child process and print its version.
-import { execFileSync, spawnSync } from 'node:child_process';
+// against Node's own headers → write the markers that keep the package's own install script from
+// undoing this (pnpm does not run it, see package.json's pnpm.ignoredBuiltDependencies, but
+// `pnpm rebuild` or npm would) → load it in a child process and print its version.
+import { spawnSync } from 'node:child_process';
 import {
   copyFileSync,
+  cpSync,
   existsSync,
   linkSync,
   mkdirSync,
@@ -64,9 +66,13 @@ function main() {
   const pkg = tfjsNodePackage();
   const stamp = setupStamp();
   if (isSetUp(pkg, stamp)) {
-    const version = loadedTensorflowVersion();
-    say(`already set up: ${pkg.name} runs TensorFlow ${version} (${seconds()})`);
-    return;
+    try {
+      const version = loadedTensorflowVersion();
+      say(`already set up: ${pkg.name} runs TensorFlow ${version} (${seconds()})`);
+      return;
+    } catch (error) {
+      say(`set up before, but it no longer loads (${firstLine(error)}): building it again`);
+    }
   }
   const compiler = requireCompiler();
   const nodeHeaders = requireNodeHeaders();
@@ -280,7 +286,7 @@ function installDeps(pkg, cache) {
   symlinkSync('libtensorflow_cc.so.2', join(lib, 'libtensorflow.so'));
   symlinkSync('libtensorflow_framework.so.2', join(lib, 'libtensorflow_framework.so'));
   symlinkSync('libtensorflow_cc.so.2', join(lib, INSTALL_SCRIPT_MARKER));
-  execFileSync('cp', ['-R', join(cache, 'include'), join(pkg.deps, 'include')]);
+  cpSync(join(cache, 'include'), join(pkg.deps, 'include'), { recursive: true });
 }
 
 function buildAddon(pkg, compiler, nodeHeaders) {
