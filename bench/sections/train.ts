@@ -87,7 +87,7 @@ export async function measureHybrid(context: SectionContext): Promise<HybridAtte
   return attempts;
 }
 
-function toThroughput(record: TrainRecord): Omit<HybridThroughput, 'batchSize'> {
+export function toThroughput(record: TrainRecord): Omit<HybridThroughput, 'batchSize'> {
   const seconds = record.measurement.medianMs / 1000;
   return {
     tokensPerSecond: record.tokensPerStep / seconds,

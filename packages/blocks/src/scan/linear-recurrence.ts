@@ -11,9 +11,9 @@ export type RecurrenceImplementation = ScanImplementation;
  * h_t = a_t ⊙ h_{t−1} + b_t over axis 1 with h_{−1} = 0, for decay a and input b [B, L, F];
  * returns every h_t [B, L, F], differentiable in both a and b. The hot loop of RG-LRU.
  *
- * `fused` (default on cpu, wasm and webgpu): the tfjs kernels `InterleaveLinearRecurrence`/`…Grad`
- * registered for those backends (kernels/, and WGSL in kernels/webgpu/), one pass forward and
- * one backward inside `tf.customGrad`, instead of the
+ * `fused` (default on cpu, wasm and tensorflow, whose tensors live in CPU memory, and on webgpu):
+ * the tfjs kernels `InterleaveLinearRecurrence`/`…Grad` registered for those backends (kernels/,
+ * and WGSL in kernels/webgpu/), one pass forward and one backward inside `tf.customGrad`, instead of the
  * 2·log2(L) rounds of whole-tensor ops that `ops` (`linearScan`, the portable parallel scan,
  * for every other backend) costs. `INTERLEAVE_SCAN=fused|ops` forces one, as for Mamba.
  */

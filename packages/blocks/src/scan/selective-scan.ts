@@ -21,8 +21,8 @@ export interface SelectiveScanInputs {
 export type { ScanImplementation } from './scan-implementation.js';
 
 /**
- * `fused`: the tfjs kernels `InterleaveSelectiveScan`/`…Grad` registered for cpu and wasm
- * (kernels/, split by channel over worker threads) and for webgpu (kernels/webgpu/, WGSL), one
+ * `fused`: the tfjs kernels `InterleaveSelectiveScan`/`…Grad` registered for cpu, wasm and
+ * tensorflow (kernels/, split by channel over worker threads) and for webgpu (kernels/webgpu/, WGSL), one
  * pass over the data forward and one (recomputing) backward — never materialising the
  * [B, L, d_inner, d_state] decay and drive tensors as tfjs ops would. On webgpu a batch whose
  * buffers would pass the GPU's storage-binding cap runs in chunks of sequences. `ops`: the portable tf-op formulation (a parallel scan), for every

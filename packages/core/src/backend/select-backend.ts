@@ -83,12 +83,16 @@ async function startTensorflow(): Promise<Attempt> {
     // throws; checking for the addon first keeps the process clean for the next candidate.
     const addon = findNativeAddon(pkg);
     if (addon === undefined) {
-      reasons.push(`${pkg} is not installed with its native addon (libtensorflow is fetched at install time)`);
+      reasons.push(`${pkg} has no native addon (run 'pnpm setup:tensorflow' to build it)`);
       continue;
     }
     try {
+      // TensorFlow's C++ logging would greet every run with CPU-feature notes on stderr.
+      process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
       await import(pkg);
-      if (await setBackendQuietly('tensorflow')) return { ok: true, detail: `tensorflow (${pkg})` };
+      if (await setBackendQuietly('tensorflow')) {
+        return { ok: true, detail: `tensorflow (${pkg}, TensorFlow ${tensorflowVersion()})` };
+      }
       reasons.push(`${pkg} loaded but its backend did not start`);
     } catch (error) {
       reasons.push(`${pkg} failed to load: ${firstLine(error)}`);
@@ -97,6 +101,13 @@ async function startTensorflow(): Promise<Attempt> {
   return fail(reasons.join('; '));
 }
 
+/** The libtensorflow the addon runs (2.21.0 when built by `pnpm setup:tensorflow`). */
+function tensorflowVersion(): string {
+  const backend = tf.backend() as { binding?: { TF_Version?: string } };
+  return backend.binding?.TF_Version ?? 'unknown version';
+}
+
+/** The addon a tfjs-node package loads: built by its install script or by `pnpm setup:tensorflow`. */
 function findNativeAddon(pkg: string): string | undefined {
   let root: string;
   try {
