@@ -4,6 +4,7 @@ import {
   ConfigError,
   type Container,
   createContainer,
+  displayText,
   type LoadedConfig,
   loadConfig,
   loadPlugins,
@@ -62,7 +63,7 @@ function resolveTask(loaded: LoadedConfig, container: Container): PreparedRun['t
   const definition = registry.get(name);
   if (definition === undefined) {
     throw new ConfigError(
-      `unknown task '${name}' (registered tasks: ${registry.names().join(', ')})`,
+      `unknown task '${displayText(name)}' (registered tasks: ${registry.names().join(', ')})`,
       ['task', 'name'],
       loaded.locate(['task', 'name']),
     );
