@@ -86,7 +86,7 @@ export async function configDataSources(files: readonly FuzzSource[]): Promise<F
   return sources;
 }
 
-const ONE_LOCATED_LINE = /^(?<label>.+?):(?<line>\d+):(?<column>\d+): (?<path>\S[^:]*): \S/;
+const ONE_LOCATED_LINE = /^(?<label>.+?):(?<line>\d+):(?<column>\d+): (?<path>.+?): \S/;
 
 /**
  * Runs `perSource` mutants of every source through the loader and full validation (plugins,
