@@ -1,4 +1,4 @@
-import { readFile, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ownerIsGone } from './abandoned-runs.js';
@@ -23,6 +23,7 @@ export async function claimTrial(tracking: TrackingTarget, trialId: string): Pro
   if (root === undefined) return { release: async () => undefined };
   const file = join(root, `.claim-${trialId}`);
   const owner = runOwner();
+  await mkdir(root, { recursive: true });
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       await writeFile(file, `${owner}\n`, { flag: 'wx' });
