@@ -52,7 +52,16 @@ export function formatLocation(location: SourceLocation): string {
   return `${location.file}:${location.line}:${location.column ?? 1}`;
 }
 
-/** A config problem, always reported as `file:line:col: key.path: problem`. */
+/**
+ * Longer than any problem this code writes; a problem that quotes a huge value from the config
+ * (a 200 000-character block name) is cut here, whoever wrote it.
+ */
+const MAX_PROBLEM_LENGTH = 1000;
+
+/**
+ * A config problem, always reported as `file:line:col: key.path: problem`, on one line: control
+ * characters in the problem are escaped and it is cut at MAX_PROBLEM_LENGTH (`problem` keeps it whole).
+ */
 export class ConfigError extends InterleaveError {
   override name = 'ConfigError';
   constructor(
@@ -60,6 +69,6 @@ export class ConfigError extends InterleaveError {
     readonly keyPath: KeyPath,
     readonly location: SourceLocation,
   ) {
-    super(`${formatLocation(location)}: ${formatKeyPath(keyPath)}: ${problem}`);
+    super(`${formatLocation(location)}: ${formatKeyPath(keyPath)}: ${displayText(problem, MAX_PROBLEM_LENGTH)}`);
   }
 }

@@ -1,5 +1,5 @@
 import type { Container } from 'inversify';
-import { ConfigError, displayText } from '../config/config-error.js';
+import { ConfigError } from '../config/config-error.js';
 import { expandLayers } from '../config/layers.js';
 import type { ConfigSource } from '../config/load-config.js';
 import type { MlpConfig, ModelConfig } from '../config/schema.js';
@@ -31,7 +31,7 @@ export function resolveLayers(
     const block = registry.get(name);
     if (block === undefined) {
       throw new ConfigError(
-        `unknown block '${displayText(name)}' (registered: ${registry.names().join(', ') || 'none'}; plugins can register more)`,
+        `unknown block '${name}' (registered: ${registry.names().join(', ') || 'none'}; plugins can register more)`,
         [...path, 'block'],
         source.locate([...path, 'block']),
       );

@@ -2,7 +2,6 @@ import {
   ConfigError,
   type ConfigSource,
   type Container,
-  displayText,
   type EvaluationDefinition,
   type EvaluationRegistry,
   type LanguageModel,
@@ -33,7 +32,7 @@ export function resolveEvaluation(
   const definition = registry.get(task);
   if (definition === undefined) {
     throw new ConfigError(
-      `unknown evaluation '${displayText(task)}' (registered evaluations: ${registry.names().join(', ')})`,
+      `unknown evaluation '${task}' (registered evaluations: ${registry.names().join(', ')})`,
       [...path, 'task'],
       source.locate([...path, 'task']),
     );

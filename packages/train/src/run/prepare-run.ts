@@ -4,7 +4,6 @@ import {
   ConfigError,
   type Container,
   createContainer,
-  displayText,
   type LoadedConfig,
   loadConfig,
   loadPlugins,
@@ -63,7 +62,7 @@ function resolveTask(loaded: LoadedConfig, container: Container): PreparedRun['t
   const definition = registry.get(name);
   if (definition === undefined) {
     throw new ConfigError(
-      `unknown task '${displayText(name)}' (registered tasks: ${registry.names().join(', ')})`,
+      `unknown task '${name}' (registered tasks: ${registry.names().join(', ')})`,
       ['task', 'name'],
       loaded.locate(['task', 'name']),
     );
