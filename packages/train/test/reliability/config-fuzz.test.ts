@@ -1,12 +1,14 @@
+import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { configDataSources, fuzzConfigs, shippedConfigSources } from './config-fuzz.js';
 
 const CONFIGS = resolve(import.meta.dirname, '../../../../configs');
 
 describe('config fuzzing', () => {
   it('every mutant of every shipped config loads or fails with one located line', async () => {
-    const files = shippedConfigSources(CONFIGS);
+    const { sources: files, scratch } = shippedConfigSources(CONFIGS);
+    onTestFinished(() => rmSync(scratch, { recursive: true, force: true }));
     const sources = [...files, ...(await configDataSources(files))];
     const perSource = Number(process.env.INTERLEAVE_FUZZ_PER_SOURCE ?? 40);
     const figures = await fuzzConfigs(sources, {

@@ -35,7 +35,7 @@ interface FuzzSource {
 }
 
 /** Every shipped config, copied to a scratch folder so relative `extends` and plugin paths still resolve. */
-export function shippedConfigSources(configsDir: string): FuzzSource[] {
+export function shippedConfigSources(configsDir: string): { sources: FuzzSource[]; scratch: string } {
   // Inside the workspace (under its ignored node_modules), so a plugin's imports resolve as in place.
   const cache = join(configsDir, '..', 'node_modules', '.cache');
   mkdirSync(cache, { recursive: true });
@@ -50,7 +50,7 @@ export function shippedConfigSources(configsDir: string): FuzzSource[] {
   };
   walk(scratch);
   files.sort();
-  return files.map((file) => {
+  const sources = files.map((file): FuzzSource => {
     const name = relative(scratch, file);
     const isSweep = name.startsWith('sweeps/');
     const mutantFile = join(file, '..', `fuzz-${basename(file)}`);
@@ -65,6 +65,7 @@ export function shippedConfigSources(configsDir: string): FuzzSource[] {
       },
     };
   });
+  return { sources, scratch: join(scratch, '..') };
 }
 
 /** Each config's resolved data as a trial carries it: loaded with `configFromText`, no file behind it. */
