@@ -9,6 +9,7 @@ export * from './backend/webgpu-memory.js';
 export * from './config/index.js';
 export * from './errors.js';
 export * from './io/atomic-write.js';
+export { fileErrorReason } from './io/file-error-reason.js';
 export * from './model/architecture.js';
 export * from './model/embedding.js';
 export * from './model/flop-count.js';

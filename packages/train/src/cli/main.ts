@@ -10,6 +10,7 @@ import { reportCommand } from './commands/report.js';
 import { sweepCommand } from './commands/sweep.js';
 import { trainCommand } from './commands/train.js';
 import { workerCommand } from './commands/worker.js';
+import { explainFileError } from './file-errors.js';
 
 const COMMANDS: readonly Command[] = [
   trainCommand,
@@ -54,7 +55,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (thrown: unknown) => {
-    const error = explainMissingKernel(thrown) ?? thrown;
+    const error = explainMissingKernel(thrown) ?? explainFileError(thrown) ?? thrown;
     if (error instanceof InterleaveError) {
       process.stderr.write(`interleave: ${error.message}\n`);
     } else {
