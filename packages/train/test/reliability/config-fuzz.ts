@@ -1,7 +1,8 @@
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
-import { configFromText, InterleaveError, loadConfig, SeededRandom } from '@interleave/core';
+import { InterleaveError, SeededRandom } from '@interleave/core';
 import { stringify } from 'yaml';
+import { experimentConfigFromText, loadExperimentConfig } from '../../src/config/experiment-config.js';
 import { prepareLoadedRun } from '../../src/run/prepare-run.js';
 import { planSweep } from '../../src/sweep/plan.js';
 import { type Mutant, mutateConfig } from './config-mutator.js';
@@ -59,7 +60,9 @@ export function shippedConfigSources(configsDir: string): { sources: FuzzSource[
       text: readFileSync(file, 'utf8'),
       async load(text) {
         writeFileSync(mutantFile, text);
-        const run = isSweep ? () => planSweep(mutantFile) : async () => prepareLoadedRun(await loadConfig(mutantFile));
+        const run = isSweep
+          ? () => planSweep(mutantFile)
+          : async () => prepareLoadedRun(await loadExperimentConfig(mutantFile));
         // A problem may sit in a base file the mutant extends (e.g. the map a dropped key belonged to).
         return { labels: (label) => label === mutantFile || label.startsWith(scratch), run };
       },
@@ -68,7 +71,7 @@ export function shippedConfigSources(configsDir: string): { sources: FuzzSource[
   return { sources, scratch: join(scratch, '..') };
 }
 
-/** Each config's resolved data as a trial carries it: loaded with `configFromText`, no file behind it. */
+/** Each config's resolved data as a trial carries it: loaded with `experimentConfigFromText`, no file behind it. */
 export async function configDataSources(files: readonly FuzzSource[]): Promise<FuzzSource[]> {
   const sources: FuzzSource[] = [];
   for (const file of files) {
@@ -80,7 +83,10 @@ export async function configDataSources(files: readonly FuzzSource[]): Promise<F
       name: label,
       text: stringify(prepared.loaded.resolved),
       async load(text) {
-        return { labels: (shown) => shown === label, run: async () => prepareLoadedRun(configFromText(text, label)) };
+        return {
+          labels: (shown) => shown === label,
+          run: async () => prepareLoadedRun(experimentConfigFromText(text, label)),
+        };
       },
     });
   }
