@@ -31,6 +31,8 @@ export interface FuzzFigures {
 interface FuzzSource {
   readonly name: string;
   readonly text: string;
+  /** A file with a `sweep:` section, loaded as `interleave sweep` does. */
+  readonly isSweep?: boolean;
   /** Loads the mutated text; the label its errors must start with. */
   load(text: string): Promise<{ labels: (label: string) => boolean; run: () => Promise<unknown> }>;
 }
@@ -53,11 +55,14 @@ export function shippedConfigSources(configsDir: string): { sources: FuzzSource[
   files.sort();
   const sources = files.map((file): FuzzSource => {
     const name = relative(scratch, file);
-    const isSweep = name.startsWith('sweeps/');
+    const text = readFileSync(file, 'utf8');
+    // A sweep is a file with a top-level `sweep:` section (configs/sweeps/, configs/repro/…).
+    const isSweep = /^sweep:/m.test(text);
     const mutantFile = join(file, '..', `fuzz-${basename(file)}`);
     return {
       name,
-      text: readFileSync(file, 'utf8'),
+      isSweep,
+      text,
       async load(text) {
         writeFileSync(mutantFile, text);
         const run = isSweep
@@ -75,7 +80,8 @@ export function shippedConfigSources(configsDir: string): { sources: FuzzSource[
 export async function configDataSources(files: readonly FuzzSource[]): Promise<FuzzSource[]> {
   const sources: FuzzSource[] = [];
   for (const file of files) {
-    if (file.name.startsWith('sweeps/') || file.name.startsWith('base/')) continue;
+    // Sweeps carry trials, not one config; a base is a fragment other configs extend.
+    if (file.isSweep || /(^|\/)base\//.test(file.name)) continue;
     const { run } = await file.load(file.text);
     const prepared = (await run()) as { loaded: { resolved: Record<string, unknown> } };
     const label = `trial config of ${file.name}`;

@@ -9,7 +9,7 @@ const PLUGINS = {
   'no-registration.mjs': 'export const version = 1;\n',
   'throws.mjs': "export default function register() {\n  throw new Error('the GPU kernel table is missing');\n}\n",
   'name-taken.mjs':
-    "export default function register(api) {\n  api.registerBlock({ name: 'mamba', flops: () => ({ forward: 0, backward: 0 }) });\n}\n",
+    "export default function register(api) {\n  api.registerBlock({ name: 'mamba', flops: () => ({ forward: 0, backward: 0 }), stateBytes: () => ({ bytes: 0, growsWithLength: false }) });\n}\n",
   'syntax-error.mjs': 'export default function register( {\n',
 };
 
