@@ -164,7 +164,7 @@ async function findTorch(context: SectionContext): Promise<TorchLookup> {
 }
 
 /** The model and training settings the peer builds from: the resolved config, every default filled in. */
-function peerSpec(prepared: PreparedRun) {
+export function peerSpec(prepared: PreparedRun) {
   const { config } = prepared.loaded;
   const task = prepared.task.config as { seq_len?: number; num_kv_pairs?: number };
   if (task.seq_len === undefined) throw new Error('the peer needs a task with seq_len (e.g. mqar)');
