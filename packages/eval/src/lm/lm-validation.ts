@@ -29,10 +29,15 @@ export function lmValidationEvaluation(
         const nats = tf.tidy(() => {
           const shape: [number, number] = [batch.batchSize, batch.seqLen];
           const logits = model.forward(tf.tensor2d(batch.inputs, shape, 'int32'));
-          const logProbabilities = tf.logSoftmax(logits.reshape([-1, logits.shape[2]]));
-          // Gathering each row's target avoids a [tokens, vocab] one-hot (50257 wide for gpt2).
-          const targets = tf.tensor2d(batch.targets, [batch.targets.length, 1], 'int32');
-          return tf.gather(logProbabilities, targets, 1, 1).sum().neg();
+          const vocab = logits.shape[2];
+          const logProbabilities = tf.logSoftmax(logits.reshape([-1, vocab])).reshape([-1]);
+          // Each position's target, picked from the flat [tokens × vocab] log-probabilities: no
+          // [tokens, vocab] one-hot (50257 wide for gpt2).
+          const picks = new Int32Array(batch.targets.length);
+          for (let index = 0; index < picks.length; index++)
+            picks[index] = index * vocab + (batch.targets[index] as number);
+          const targets = tf.tensor1d(picks, 'int32');
+          return tf.gather(logProbabilities, targets).sum().neg();
         });
         totalNats += (await nats.data())[0] as number;
         nats.dispose();
