@@ -7,6 +7,7 @@ import { generateCommand } from './commands/generate.js';
 import { importCommand } from './commands/import.js';
 import { reportCommand } from './commands/report.js';
 import { sweepCommand } from './commands/sweep.js';
+import { tokenizeCommand } from './commands/tokenize.js';
 import { trainCommand } from './commands/train.js';
 import { workerCommand } from './commands/worker.js';
 
@@ -20,6 +21,7 @@ const COMMANDS: readonly Command[] = [
   workerCommand,
   reportCommand,
   fitCommand,
+  tokenizeCommand,
 ];
 
 function usage(): string {
