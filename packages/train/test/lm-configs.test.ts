@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -43,4 +43,45 @@ it('the LM compute sweep has five architectures at four widths, each a valid lm 
   );
   const prepared = await prepareRun(join(CONFIGS, 'lm', 'shakespeare-hybrid.yaml'));
   expect(prepared.loaded.config.task).toMatchObject({ name: 'lm', data: 'data/shakespeare', tokenizer: 'byte' });
+});
+
+/** Stops the loop after `steps` updates, as Ctrl-C would. */
+function stopAfter(steps: number) {
+  let checks = 0;
+  return {
+    get stopped() {
+      return checks++ >= steps;
+    },
+  };
+}
+
+it('an interrupted lm run resumes on exactly the batches it would have seen, across epoch boundaries', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'interleave-lm-resume-'));
+  const file = join(dir, 'lm.yaml');
+  writeFileSync(
+    file,
+    `name: lm-resume
+seed: 4
+backend: wasm
+model:
+  vocab_size: 256
+  d_model: 16
+  layers:
+    - { block: mamba, d_state: 4 }
+task: { name: lm, data: ${FIXTURES}, seq_len: 32, document_tokens: 1024, validation_tokens: 64 }
+train:
+  steps: 8
+  batch_size: 64
+  optimizer: { name: adamw, lr: 3.0e-3 }
+tracking: { uri: ${join(dir, 'mlruns')}, experiment: lm-resume }
+`,
+  );
+  const output = { write: () => true, isTTY: false };
+  const straight = await trainFromConfig({ configFile: file, output });
+  const interrupted = await trainFromConfig({ configFile: file, output, stopSignal: stopAfter(3) });
+  expect(interrupted.losses).toEqual(straight.losses.slice(0, 3));
+  const resumed = await trainFromConfig({ configFile: file, output, resumeRunId: interrupted.runId });
+  // About 170 train windows of 32 bytes: eight batches of 64 run through several epochs.
+  expect(resumed.losses).toEqual(straight.losses.slice(3));
+  expect(resumed.finalEval).toEqual(straight.finalEval);
 });
