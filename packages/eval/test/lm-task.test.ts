@@ -113,7 +113,7 @@ describe('lm task', () => {
   });
 
   it('fails with one line for a missing corpus, an unknown tokenizer, a too-small model, or a bad shard', () => {
-    expect(() => makeTask({ data: '/nonexistent/corpus' })).toThrow('task.data: no file or folder /nonexistent/corpus');
+    expect(() => makeTask({ data: '/nonexistent/corpus' })).toThrow('no file or folder /nonexistent/corpus');
     expect(() => makeTask({ tokenizer: 'nope' })).toThrow("unknown tokenizer 'nope' (one of: byte, gpt2)");
     expect(() => makeTask({ tokenizer: 'gpt2' }, 1, 256)).toThrow('more than model.vocab_size=256');
     const folder = mkdtempSync(join(tmpdir(), 'lm-bad-'));

@@ -18,7 +18,7 @@ const CLI = resolve(import.meta.dirname, '../bin/interleave.mjs');
 const FIXTURES = resolve(import.meta.dirname, '../../eval/test/fixtures/lm');
 // Larger than the V8 heap the child may use (--max-old-space-size below) and than the resident
 // memory it is allowed to reach: reading the corpus whole would show in either.
-const CORPUS_MB = 320;
+const CORPUS_MB = 400;
 const HEAP_LIMIT_MB = 128;
 
 const workspace = mkdtempSync(join(tmpdir(), 'interleave-lm-'));
@@ -103,6 +103,17 @@ describe('lm on the command line', () => {
     expect(notText.stderr.trim().split('\n')).toHaveLength(1);
     expect(notText.stderr).toContain(
       'give the prompt as text (--prompt, --prompt-file) or as --prompt-tokens, not both',
+    );
+  });
+
+  it('names a missing corpus at its line in the config', () => {
+    const config = join(workspace, 'missing.yaml');
+    writeFileSync(config, CONFIG('no/such/corpus'));
+    const result = interleave(['train', config]);
+    expect(result.status).not.toBe(0);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(result.stderr).toContain(
+      `${config}:9:25: task.data: no file or folder ${join(workspace, 'no/such/corpus')}`,
     );
   });
 

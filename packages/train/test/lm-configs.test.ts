@@ -41,8 +41,8 @@ it('the LM compute sweep has five architectures at four widths, each a valid lm 
   expect(models).toEqual(
     expect.arrayContaining(['mamba.yaml', 'swa.yaml', 'attention.yaml', 'mamba-swa.yaml', 'rglru-attention.yaml']),
   );
-  const prepared = await prepareRun(join(CONFIGS, 'lm', 'shakespeare-hybrid.yaml'));
-  expect(prepared.loaded.config.task).toMatchObject({ name: 'lm', data: 'data/shakespeare', tokenizer: 'byte' });
+  const prepared = await prepareRun(join(CONFIGS, 'lm', 'shakespeare-hybrid.yaml'), onFixtures);
+  expect(prepared.loaded.config.task).toMatchObject({ name: 'lm', tokenizer: 'byte', seq_len: 32 });
 });
 
 /** Stops the loop after `steps` updates, as Ctrl-C would. */

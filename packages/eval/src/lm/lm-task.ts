@@ -10,7 +10,17 @@ import { requireTokenIds, type TextTokenizer, type TokenizerDefinition } from '.
 
 export const lmSchema = z.strictObject({
   /** A file, a folder (its .txt and .bin files) or a glob; relative to the working directory. */
-  data: z.string().min(1),
+  data: z
+    .string()
+    .min(1)
+    .superRefine((data, context) => {
+      // Checked with the config, so a wrong path is reported at its line in the config file.
+      try {
+        resolveCorpusFiles(data);
+      } catch (error) {
+        context.addIssue({ code: 'custom', message: (error as Error).message.replace(/^task\.data: /, '') });
+      }
+    }),
   tokenizer: z.string().min(1).default('byte'),
   seq_len: z.number().int().min(2).default(256),
   /** The token width of `.bin` shards (nanoGPT writes uint16 for GPT-2 ids). */
