@@ -1,9 +1,9 @@
 import { type Plugin, registryOf } from '@interleave/core';
 import { inductionExtrapolationEvaluation } from './evaluations/induction-extrapolation.js';
 import { mqarGridEvaluation } from './evaluations/mqar-grid.js';
-import { lmTask } from './lm/lm-task.js';
+import { BUILTIN_TOKENIZERS, lmTask } from './lm/lm-task.js';
 import { lmValidationEvaluation } from './lm/lm-validation.js';
-import { BUILTIN_TOKENIZERS, TOKENIZERS } from './lm/tokenizers.js';
+import { TOKENIZERS } from './lm/tokenizers.js';
 import { inductionHeadsTask } from './tasks/induction-heads.js';
 import { mqarTask } from './tasks/mqar.js';
 
@@ -14,9 +14,19 @@ export {
 } from './evaluations/induction-extrapolation.js';
 export { lastPredictionsByStep, maskedAccuracyByForward, stateBytes } from './evaluations/model-predictions.js';
 export { type MqarGridConfig, mqarGridEvaluation, mqarGridSchema } from './evaluations/mqar-grid.js';
+export { bpeTokenizer, trainBpeJson } from './lm/bpe-tokenizer.js';
 export { isShardFile, resolveCorpusFiles } from './lm/corpus-files.js';
 export { languageModelMetrics } from './lm/lm-metrics.js';
-export { createTokenizer, type LmConfig, LmTask, lmSchema, lmShards, lmTask, splitDocuments } from './lm/lm-task.js';
+export {
+  BUILTIN_TOKENIZERS,
+  createTokenizer,
+  type LmConfig,
+  LmTask,
+  lmSchema,
+  lmShards,
+  lmTask,
+  splitDocuments,
+} from './lm/lm-task.js';
 export { lmValidationEvaluation, lmValidationSchema } from './lm/lm-validation.js';
 export {
   dtypeForVocabulary,
@@ -28,12 +38,12 @@ export {
   tokenizeFiles,
 } from './lm/token-shards.js';
 export {
-  BUILTIN_TOKENIZERS,
   byteTokenizer,
   gpt2Tokenizer,
   requireTokenIds,
   type TextTokenizer,
   TOKENIZERS,
+  type TokenizerContext,
   type TokenizerDefinition,
 } from './lm/tokenizers.js';
 export * from './report/index.js';

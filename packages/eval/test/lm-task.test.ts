@@ -6,6 +6,7 @@ import { NamedRegistry } from '@interleave/core';
 import { describe, expect, it } from 'vitest';
 import {
   BUILTIN_TOKENIZERS,
+  bpeTokenizer,
   byteTokenizer,
   gpt2Tokenizer,
   languageModelMetrics,
@@ -20,6 +21,8 @@ import {
 
 const fixtures = fileURLToPath(new URL('./fixtures/lm', import.meta.url));
 const act1 = join(fixtures, 'tempest-act1.txt');
+// byte and gpt2 learn nothing from the corpus.
+const NO_CORPUS = { corpusFiles: [], cacheDirectory: tmpdir(), vocabSize: 50257 };
 
 function tokenizers(): NamedRegistry<TokenizerDefinition> {
   const registry = new NamedRegistry<TokenizerDefinition>('tokenizer');
@@ -36,14 +39,47 @@ describe('tokenizers', () => {
   it('byte and gpt2 round-trip text, and count its UTF-8 bytes', () => {
     const text = readFileSync(act1, 'utf8');
     for (const definition of [byteTokenizer, gpt2Tokenizer]) {
-      const tokenizer = definition.create();
+      const tokenizer = definition.create(NO_CORPUS);
       const ids = tokenizer.encode(text);
       expect(tokenizer.decode(ids)).toBe(text);
       expect(tokenizer.byteLength(ids)).toBe(Buffer.byteLength(text));
     }
     // GPT-2's BPE packs English into far fewer tokens than bytes.
-    expect(gpt2Tokenizer.create().encode(text).length).toBeLessThan(Buffer.byteLength(text) / 3);
-    expect(gpt2Tokenizer.create().encode('Hello world')).toEqual([15496, 995]);
+    expect(gpt2Tokenizer.create(NO_CORPUS).encode(text).length).toBeLessThan(Buffer.byteLength(text) / 3);
+    expect(gpt2Tokenizer.create(NO_CORPUS).encode('Hello world')).toEqual([15496, 995]);
+  });
+});
+
+describe('bpe', () => {
+  it('learns model.vocab_size tokens from the corpus, encodes any text, and is saved with the run', () => {
+    const cacheDirectory = mkdtempSync(join(tmpdir(), 'lm-bpe-'));
+    const files = resolveCorpusFiles(fixtures);
+    const tokenizer = bpeTokenizer.create({ corpusFiles: files, cacheDirectory, vocabSize: 512 });
+    expect(tokenizer.vocabSize).toBe(512);
+    const text = readFileSync(act1, 'utf8');
+    const ids = tokenizer.encode(text);
+    expect(tokenizer.decode(ids)).toBe(text);
+    expect(Math.max(...ids)).toBeLessThan(512);
+    // Merges learned from the text: far fewer tokens than bytes.
+    expect(ids.length).toBeLessThan(Buffer.byteLength(text) / 2);
+    // Bytes it never saw still encode (the 256 byte symbols are all in the vocabulary).
+    const unseen = 'Ωμέγα — ✓';
+    expect(tokenizer.decode(tokenizer.encode(unseen))).toBe(unseen);
+    expect(tokenizer.byteLength(tokenizer.encode(unseen))).toBe(Buffer.byteLength(unseen));
+    // Training is deterministic: a fresh cache learns the same tokenizer.
+    const again = bpeTokenizer.create({
+      corpusFiles: files,
+      cacheDirectory: mkdtempSync(join(tmpdir(), 'lm-bpe-')),
+      vocabSize: 512,
+    });
+    expect(again.saved).toBe(tokenizer.saved);
+    const task = makeTask({ tokenizer: 'bpe', cache_dir: cacheDirectory, document_tokens: 256, seq_len: 16 }, 1, 512);
+    expect(task.artifacts?.['tokenizer.json']).toBe(tokenizer.saved);
+    const saved = join(cacheDirectory, 'saved.json');
+    writeFileSync(saved, tokenizer.saved as string);
+    expect(
+      bpeTokenizer.create({ corpusFiles: [], cacheDirectory, vocabSize: 512, savedFile: saved }).encode(text),
+    ).toEqual(ids);
   });
 });
 
@@ -93,13 +129,17 @@ describe('lm task', () => {
     const cache = mkdtempSync(join(tmpdir(), 'lm-cache-'));
     const fromText = makeTask({ tokenizer: 'gpt2', cache_dir: cache, document_tokens: 128, seq_len: 16 }, 1, 50257);
     const shardFolder = mkdtempSync(join(tmpdir(), 'lm-shards-'));
-    const tokens = tokenizeFiles(resolveCorpusFiles(fixtures), gpt2Tokenizer.create(), join(shardFolder, 'all.bin'));
+    const tokens = tokenizeFiles(
+      resolveCorpusFiles(fixtures),
+      gpt2Tokenizer.create(NO_CORPUS),
+      join(shardFolder, 'all.bin'),
+    );
     const shard = shardOf(join(shardFolder, 'all.bin'), 'uint16');
     expect(shard.tokens).toBe(tokens);
     const head = new Int32Array(2);
     readTokens(shard, 0, 2, head);
     const firstFile = readFileSync(resolveCorpusFiles(fixtures)[0] as string, 'utf8');
-    expect([...head]).toEqual(gpt2Tokenizer.create().encode(firstFile).slice(0, 2));
+    expect([...head]).toEqual(gpt2Tokenizer.create(NO_CORPUS).encode(firstFile).slice(0, 2));
     const fromShard = lmTask(tokenizers()).create(
       lmSchema.parse({ data: shardFolder, tokenizer: 'gpt2', document_tokens: 128, seq_len: 16 }),
       { vocabSize: 50257, seed: 1 },
@@ -114,7 +154,7 @@ describe('lm task', () => {
 
   it('fails with one line for a missing corpus, an unknown tokenizer, a too-small model, or a bad shard', () => {
     expect(() => makeTask({ data: '/nonexistent/corpus' })).toThrow('no file or folder /nonexistent/corpus');
-    expect(() => makeTask({ tokenizer: 'nope' })).toThrow("unknown tokenizer 'nope' (one of: byte, gpt2)");
+    expect(() => makeTask({ tokenizer: 'nope' })).toThrow(/unknown tokenizer 'nope' \(one of: .*bpe.*\)/);
     expect(() => makeTask({ tokenizer: 'gpt2' }, 1, 256)).toThrow('more than model.vocab_size=256');
     const folder = mkdtempSync(join(tmpdir(), 'lm-bad-'));
     writeFileSync(join(folder, 'odd.bin'), Buffer.alloc(3));

@@ -35,6 +35,8 @@ export interface Task {
    * so a run can report bits per byte (total nats / (ln 2 · bytes)), comparable across tokenizers.
    */
   readonly evaluationBytes?: number;
+  /** Files a run saves in its artifacts (name → text), e.g. a tokenizer learned from the data. */
+  readonly artifacts?: Readonly<Record<string, string>>;
 }
 
 /** A task registers under `name` and validates its own config keys (all but `name`). */

@@ -4,9 +4,19 @@ import { z } from 'zod';
 import { EpochOrder } from '../tasks/epoch-order.js';
 import { IndexedStreams } from '../tasks/indexed-streams.js';
 import { emptyTokenBatch } from '../tasks/mqar-example.js';
+import { bpeTokenizer } from './bpe-tokenizer.js';
 import { resolveCorpusFiles } from './corpus-files.js';
 import { readTokens, shardForInput, type TokenShard } from './token-shards.js';
-import { requireTokenIds, type TextTokenizer, type TokenizerDefinition } from './tokenizers.js';
+import {
+  byteTokenizer,
+  gpt2Tokenizer,
+  requireTokenIds,
+  type TextTokenizer,
+  type TokenizerContext,
+  type TokenizerDefinition,
+} from './tokenizers.js';
+
+export const BUILTIN_TOKENIZERS: readonly TokenizerDefinition[] = [byteTokenizer, gpt2Tokenizer, bpeTokenizer];
 
 export const lmSchema = z.strictObject({
   /** A file, a folder (its .txt and .bin files) or a glob; relative to the working directory. */
@@ -90,6 +100,7 @@ export class LmTask implements Task {
   readonly seqLen: number;
   readonly evaluationBytes: number;
   readonly trainWindows: number;
+  readonly artifacts?: Readonly<Record<string, string>>;
   private readonly train: Document[];
   /** windowEnds[d] = windows in train documents 0 … d. */
   private readonly windowEnds: Float64Array;
@@ -103,6 +114,7 @@ export class LmTask implements Task {
     seed: number,
   ) {
     this.seqLen = config.seq_len;
+    if (tokenizer.saved !== undefined) this.artifacts = { 'tokenizer.json': tokenizer.saved };
     const { train, validation } = splitDocuments(shards, config);
     this.train = train.filter((document) => document.length > this.seqLen);
     this.windowEnds = new Float64Array(this.train.length);
@@ -197,20 +209,29 @@ export class LmTask implements Task {
 }
 
 /** Builds the task's shards: the files `data` names, tokenized (and cached) as needed. */
-export function lmShards(config: LmConfig, tokenizer: TextTokenizer, log?: (line: string) => void): TokenShard[] {
+export function lmShards(
+  config: LmConfig,
+  tokenizer: TextTokenizer,
+  files: readonly string[] = resolveCorpusFiles(config.data),
+  log?: (line: string) => void,
+): TokenShard[] {
   const cacheDirectory = resolve(config.cache_dir);
-  return resolveCorpusFiles(config.data).map((file) =>
+  return files.map((file) =>
     shardForInput(file, tokenizer, { dtype: config.dtype, cacheDirectory, ...(log ? { log } : {}) }),
   );
 }
 
 /** The tokenizer `name` from `registry`, with the valid names in the error. */
-export function createTokenizer(registry: NamedRegistry<TokenizerDefinition>, name: string): TextTokenizer {
+export function createTokenizer(
+  registry: NamedRegistry<TokenizerDefinition>,
+  name: string,
+  context: TokenizerContext,
+): TextTokenizer {
   const definition = registry.get(name);
   if (definition === undefined) {
     throw new InterleaveError(`task.tokenizer: unknown tokenizer '${name}' (one of: ${registry.names().join(', ')})`);
   }
-  return definition.create();
+  return definition.create(context);
 }
 
 /** `lm`, resolving tokenizers by name in `tokenizers` (the container's registry) when a run starts. */
@@ -220,13 +241,18 @@ export function lmTask(tokenizers: NamedRegistry<TokenizerDefinition>): TaskDefi
     description: 'Language modelling: next-token prediction on text files or token shards.',
     schema: lmSchema,
     create: (config, context) => {
-      const tokenizer = createTokenizer(tokenizers, config.tokenizer);
+      const files = resolveCorpusFiles(config.data);
+      const tokenizer = createTokenizer(tokenizers, config.tokenizer, {
+        corpusFiles: files,
+        cacheDirectory: resolve(config.cache_dir),
+        vocabSize: context.vocabSize,
+      });
       if (context.vocabSize < tokenizer.vocabSize) {
         throw new InterleaveError(
           `the ${tokenizer.name} tokenizer has ${tokenizer.vocabSize} tokens (task.tokenizer), more than model.vocab_size=${context.vocabSize}`,
         );
       }
-      return new LmTask(lmShards(config, tokenizer), tokenizer, config, context.seed);
+      return new LmTask(lmShards(config, tokenizer, files), tokenizer, config, context.seed);
     },
   };
 }

@@ -14,13 +14,26 @@ export interface TextTokenizer {
   decode(ids: readonly number[]): string;
   /** The UTF-8 bytes of text these consecutive tokens stand for (for bits per byte). */
   byteLength(ids: readonly number[]): number;
+  /** For a tokenizer learned from data: its tokenizer.json, which a run saves beside its weights. */
+  readonly saved?: string;
+}
+
+/** What a tokenizer may need: the corpus and model size to learn from, or a saved tokenizer. */
+export interface TokenizerContext {
+  readonly corpusFiles: readonly string[];
+  /** Where a tokenizer trained on the corpus is cached. */
+  readonly cacheDirectory: string;
+  /** model.vocab_size: how many tokens a trained tokenizer learns. */
+  readonly vocabSize: number;
+  /** A tokenizer.json a run saved: loaded instead of training again. */
+  readonly savedFile?: string;
 }
 
 /** A tokenizer registered by name (`task.tokenizer`, `tokenize --tokenizer`). */
 export interface TokenizerDefinition {
   readonly name: string;
   readonly description: string;
-  create(): TextTokenizer;
+  create(context: TokenizerContext): TextTokenizer;
 }
 
 /** The tokenizer registry; plugins add theirs with `api.register(TOKENIZERS, definition)`. */
@@ -62,8 +75,6 @@ export const gpt2Tokenizer: TokenizerDefinition = {
     };
   },
 };
-
-export const BUILTIN_TOKENIZERS: readonly TokenizerDefinition[] = [byteTokenizer, gpt2Tokenizer];
 
 /** Checks that every id is a token of `tokenizer` (prompts and shards come from users). */
 export function requireTokenIds(ids: ArrayLike<number>, tokenizer: TextTokenizer, where: string): void {

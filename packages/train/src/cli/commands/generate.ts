@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { backendFromEnvironment, generate, InterleaveError, registryOf, selectBackend } from '@interleave/core';
 import { createTokenizer, requireTokenIds, type TextTokenizer, TOKENIZERS } from '@interleave/eval';
 import { METADATA_KEYS } from '../../checkpoint/checkpoint.js';
@@ -47,9 +48,14 @@ export const generateCommand: Command = {
     const seed = parseNumber('--seed', values.seed, Number.isInteger);
 
     await selectBackend(backendFromEnvironment() ?? 'auto', 'INTERLEAVE_BACKEND');
-    const { model, blueprint } = await loadModelFromCheckpoint(positionals[0] as string, { config: values.config });
+    const { model, blueprint, weightsFile } = await loadModelFromCheckpoint(positionals[0] as string, {
+      config: values.config,
+    });
     try {
-      const tokenizer = promptText === undefined ? undefined : runTokenizer(blueprint, values.tokenizer);
+      const tokenizer =
+        promptText === undefined
+          ? undefined
+          : runTokenizer(blueprint, values.tokenizer, weightsFile, model.config.vocab_size);
       if (tokenizer !== undefined && promptText !== undefined) {
         const ids = tokenizer.encode(promptText);
         if (ids.length === 0) throw new InterleaveError('the prompt is empty: give at least one character');
@@ -96,9 +102,25 @@ function readPromptText(prompt: string | undefined, promptFile: string | undefin
 }
 
 /** `--tokenizer`, else the tokenizer of the task the model was trained on (an lm run's). */
-function runTokenizer(blueprint: ModelBlueprint, override: string | undefined): TextTokenizer {
+function runTokenizer(
+  blueprint: ModelBlueprint,
+  override: string | undefined,
+  weightsFile: string,
+  vocabSize: number,
+): TextTokenizer {
   const registry = registryOf(blueprint.container, TOKENIZERS);
-  if (override !== undefined) return createTokenizer(registry, override);
+  // A tokenizer learned from the corpus was saved in the run's artifacts, beside checkpoint/.
+  const saved = [
+    join(dirname(weightsFile), 'tokenizer.json'),
+    join(dirname(dirname(weightsFile)), 'tokenizer.json'),
+  ].find((file) => existsSync(file));
+  const context = {
+    corpusFiles: [],
+    cacheDirectory: resolve('.interleave-cache'),
+    vocabSize,
+    ...(saved === undefined ? {} : { savedFile: saved }),
+  };
+  if (override !== undefined) return createTokenizer(registry, override, context);
   const recorded = blueprint.metadata[METADATA_KEYS.config];
   const task = recorded === undefined ? undefined : (JSON.parse(recorded) as { task?: Record<string, unknown> }).task;
   if (task?.name !== 'lm') {
@@ -107,7 +129,13 @@ function runTokenizer(blueprint: ModelBlueprint, override: string | undefined): 
         'pass --tokenizer NAME, or the prompt as --prompt-tokens',
     );
   }
-  return createTokenizer(registry, typeof task.tokenizer === 'string' ? task.tokenizer : 'byte');
+  const name = typeof task.tokenizer === 'string' ? task.tokenizer : 'byte';
+  if (name === 'bpe' && saved === undefined) {
+    throw new InterleaveError(
+      `the run's bpe tokenizer is not beside ${weightsFile} (no tokenizer.json in its artifacts)`,
+    );
+  }
+  return createTokenizer(registry, name, context);
 }
 
 function parseTokens(text: string): number[] {

@@ -1,4 +1,5 @@
-import { statSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { InterleaveError, registryOf } from '@interleave/core';
 import {
   createTokenizer,
@@ -19,21 +20,31 @@ export const tokenizeCommand: Command = {
   usage: `  tokenize <file|folder|glob>... --tokenizer NAME --out FILE.bin
       pre-tokenize text into one flat shard of token ids (uint16 when the vocabulary fits, else
       uint32), for task: { name: lm, data: FILE.bin, dtype: ... }; streams, so any size works
-      --tokenizer NAME   byte, gpt2 or a plugin's (default byte)
+      --tokenizer NAME   byte, gpt2, bpe (trained on the inputs) or a plugin's (default byte)
+      --vocab-size N     the tokens a bpe learns (default 4096; use it as model.vocab_size)
       --out FILE.bin     the shard to write`,
   async run(args) {
     const { values, positionals } = parseCommandLine(args, {
       tokenizer: { type: 'string', default: 'byte' },
       out: { type: 'string' },
+      'vocab-size': { type: 'string', default: '4096' },
     });
+    const vocabSize = Number(values['vocab-size']);
+    if (!Number.isInteger(vocabSize) || vocabSize < 1) {
+      throw new InterleaveError(`--vocab-size '${values['vocab-size']}' is not a positive integer`);
+    }
     if (positionals.length === 0)
       throw new InterleaveError('tokenize needs at least one input: a file, folder or glob');
     if (values.out === undefined) throw new InterleaveError('--out FILE.bin is required');
     if (!values.out.endsWith('.bin'))
       throw new InterleaveError(`--out ${values.out}: the shard's name must end in .bin`);
     const container = await createRunContainer([], () => ({ file: '--tokenizer' }));
-    const tokenizer = createTokenizer(registryOf(container, TOKENIZERS), values.tokenizer as string);
     const files = positionals.flatMap((input) => resolveCorpusFiles(input));
+    const tokenizer = createTokenizer(registryOf(container, TOKENIZERS), values.tokenizer as string, {
+      corpusFiles: files,
+      cacheDirectory: resolve('.interleave-cache'),
+      vocabSize,
+    });
     const started = performance.now();
     let lastDrawn = 0;
     const draw = (progress: TokenizeProgress, final: boolean) => {
@@ -47,6 +58,10 @@ export const tokenizeCommand: Command = {
         `${progress.tokens} tokens  ${Math.round(progress.tokens / seconds)} tokens/s`;
       process.stderr.write(process.stderr.isTTY ? `\r${line}${final ? '\n' : ''}` : `${line}\n`);
     };
+    if (tokenizer.saved !== undefined) {
+      // The shard's ids mean nothing without the tokenizer learned for it.
+      writeFileSync(`${values.out.slice(0, -'.bin'.length)}.tokenizer.json`, tokenizer.saved);
+    }
     const tokens = tokenizeFiles(files, tokenizer, values.out, (progress) => draw(progress, false));
     const bytes = files.reduce((sum, file) => sum + statSync(file).size, 0);
     draw({ bytesRead: bytes, bytesTotal: bytes, tokens }, true);
