@@ -106,6 +106,34 @@ describe('lm on the command line', () => {
     );
   });
 
+  it('a bpe run saves its tokenizer.json, and generate decodes through it', () => {
+    const config = join(workspace, 'bpe.yaml');
+    writeFileSync(
+      config,
+      CONFIG(FIXTURES)
+        .replace('vocab_size: 256', 'vocab_size: 320')
+        .replace('document_tokens: 1048576', 'document_tokens: 512, tokenizer: bpe, cache_dir: bpe-cache')
+        .replace('steps: 3', 'steps: 2'),
+    );
+    const train = interleave(['train', config]);
+    expect(train.status, train.stderr).toBe(0);
+    const run = /run: ([0-9a-f]{32})/.exec(train.stdout)?.[1] as string;
+    const experiment = readdirSync(join(workspace, 'mlruns')).find((name) => name !== '0' && !name.startsWith('.'));
+    const artifacts = join(workspace, 'mlruns', experiment as string, run, 'artifacts');
+    const saved = JSON.parse(readFileSync(join(artifacts, 'tokenizer.json'), 'utf8'));
+    expect(Object.keys(saved.model.vocab)).toHaveLength(320);
+    const generated = interleave([
+      'generate',
+      join(artifacts, '..'),
+      '--prompt',
+      'Where should this music be?',
+      '--max-new',
+      '8',
+    ]);
+    expect(generated.status, generated.stderr).toBe(0);
+    expect(generated.stdout.startsWith('Where should this music be?')).toBe(true);
+  });
+
   it('names a missing corpus at its line in the config', () => {
     const config = join(workspace, 'missing.yaml');
     writeFileSync(config, CONFIG('no/such/corpus'));
