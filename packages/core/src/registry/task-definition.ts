@@ -30,6 +30,13 @@ export interface Task {
   trainBatch(batchIndex: number, batchSize: number): TokenBatch;
   /** The held-out test set, generated from a seed different from the training data's. */
   testBatches(batchSize: number): TokenBatch[];
+  /**
+   * For tasks over text: the UTF-8 bytes of text that the test set's supervised targets cover,
+   * so a run can report bits per byte (total nats / (ln 2 · bytes)), comparable across tokenizers.
+   */
+  readonly evaluationBytes?: number;
+  /** Files a run saves in its artifacts (name → text), e.g. a tokenizer learned from the data. */
+  readonly artifacts?: Readonly<Record<string, string>>;
 }
 
 /** A task registers under `name` and validates its own config keys (all but `name`). */

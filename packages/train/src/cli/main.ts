@@ -8,6 +8,7 @@ import { importCommand } from './commands/import.js';
 import { inspectCommand } from './commands/inspect.js';
 import { reportCommand } from './commands/report.js';
 import { sweepCommand } from './commands/sweep.js';
+import { tokenizeCommand } from './commands/tokenize.js';
 import { trainCommand } from './commands/train.js';
 import { workerCommand } from './commands/worker.js';
 import { explainFileError } from './file-errors.js';
@@ -23,6 +24,7 @@ const COMMANDS: readonly Command[] = [
   reportCommand,
   fitCommand,
   inspectCommand,
+  tokenizeCommand,
 ];
 
 function usage(): string {

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
-import { InterleaveError, type Tracker } from '@interleave/core';
+import { InterleaveError, type Task, type Tracker } from '@interleave/core';
+import { languageModelMetrics } from '@interleave/eval';
 import { CHECKPOINT_FOLDER, writeCheckpoint } from '../checkpoint/checkpoint.js';
 import { ProgressReporter, type ProgressStream } from '../trainer/progress.js';
 import type { EvalMetrics, Trainer } from '../trainer/trainer.js';
@@ -80,10 +81,14 @@ export async function trainLoop(
     if ((evalEvery !== null && metrics.step % evalEvery === 0) || last) {
       const evaluation = await evaluateFinite(trainer, metrics.step);
       finalEval = evaluation;
+      const text = textMetrics(trainer.task, evaluation);
       progress.log(
-        `eval @ step ${metrics.step}: test loss ${evaluation.loss.toFixed(4)}, accuracy ${evaluation.accuracy.toFixed(4)}`,
+        `eval @ step ${metrics.step}: test loss ${evaluation.loss.toFixed(4)}, accuracy ${evaluation.accuracy.toFixed(4)}` +
+          (text === undefined
+            ? ''
+            : `, perplexity ${text['eval/perplexity']?.toFixed(2)}, ${text['eval/bits_per_byte']?.toFixed(4)} bits/byte`),
       );
-      pending.push({ 'eval/loss': evaluation.loss, 'eval/accuracy': evaluation.accuracy });
+      pending.push({ 'eval/loss': evaluation.loss, 'eval/accuracy': evaluation.accuracy, ...text });
       await flush(metrics.step);
     }
     if (checkpointEvery !== null && metrics.step % checkpointEvery === 0 && !last) await checkpoint();
@@ -92,10 +97,24 @@ export async function trainLoop(
   const status = trainer.stepsDone < steps ? ('KILLED' as const) : ('FINISHED' as const);
   if (finalEval === undefined) {
     finalEval = await evaluateFinite(trainer, trainer.stepsDone);
-    await tracker.logMetrics({ 'eval/loss': finalEval.loss, 'eval/accuracy': finalEval.accuracy }, trainer.stepsDone);
+    await tracker.logMetrics(
+      { 'eval/loss': finalEval.loss, 'eval/accuracy': finalEval.accuracy, ...textMetrics(trainer.task, finalEval) },
+      trainer.stepsDone,
+    );
   }
   await checkpoint();
   return { steps: trainer.stepsDone, seconds: progress.elapsedSeconds, losses, finalEval, status };
+}
+
+/** Perplexity and bits per byte, for a task over text (one that knows the bytes its test set covers). */
+function textMetrics(task: Task, evaluation: EvalMetrics): Record<string, number> | undefined {
+  if (task.evaluationBytes === undefined) return undefined;
+  const { perplexity, bitsPerByte } = languageModelMetrics(
+    evaluation.totalNats,
+    evaluation.counted,
+    task.evaluationBytes,
+  );
+  return { 'eval/perplexity': perplexity, 'eval/bits_per_byte': bitsPerByte };
 }
 
 /** An evaluation whose loss is not a number fails the run, as a non-finite training loss does. */

@@ -75,6 +75,8 @@ async function runPrepared(prepared: PreparedRun, options: TrainRunSettings): Pr
     tracker = await openRunTracker(prepared, run, { runName, resumeRunId: options.resumeRunId }, out);
     out.write(runHeader(prepared, run, tracker));
     await recordRunSetup(tracker, prepared, run, backend, options.tags);
+    // What the task learned from its data (an lm run's trained tokenizer), for generate and eval.
+    for (const [name, text] of Object.entries(run.task.artifacts ?? {})) await tracker.logArtifact(name, text);
     const trained = await trainLoop(run.trainer, tracker, out, options.stopSignal, {
       seed: config.seed,
       configHash: run.configHash,

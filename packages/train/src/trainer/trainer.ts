@@ -21,6 +21,9 @@ export interface EvalMetrics {
   readonly loss: number;
   readonly accuracy: number;
   readonly examples: number;
+  /** Summed loss over the counted positions (nats), and how many there were. */
+  readonly totalNats: number;
+  readonly counted: number;
 }
 
 /**
@@ -132,6 +135,8 @@ export class Trainer {
       loss: countedSum > 0 ? lossSum / countedSum : Number.NaN,
       accuracy: countedSum > 0 ? correctSum / countedSum : 0,
       examples,
+      totalNats: lossSum,
+      counted: countedSum,
     };
   }
 

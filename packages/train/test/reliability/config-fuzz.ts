@@ -80,8 +80,10 @@ export function shippedConfigSources(configsDir: string): { sources: FuzzSource[
 export async function configDataSources(files: readonly FuzzSource[]): Promise<FuzzSource[]> {
   const sources: FuzzSource[] = [];
   for (const file of files) {
-    // Sweeps carry trials, not one config; a base is a fragment other configs extend.
-    if (file.isSweep || /(^|\/)base\//.test(file.name)) continue;
+    // Sweeps carry trials, not one config; a base is a fragment other configs extend; the
+    // language-model configs read a corpus that scripts/fetch-shakespeare.sh downloads (their
+    // mutants are still loaded from their files above, where a missing corpus is one line too).
+    if (file.isSweep || /(^|\/)base\//.test(file.name) || file.name.startsWith('lm/')) continue;
     const { run } = await file.load(file.text);
     const prepared = (await run()) as { loaded: { resolved: Record<string, unknown> } };
     const label = `trial config of ${file.name}`;

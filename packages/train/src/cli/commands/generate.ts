@@ -1,11 +1,20 @@
-import { backendFromEnvironment, generate, InterleaveError, selectBackend } from '@interleave/core';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { backendFromEnvironment, generate, InterleaveError, registryOf, selectBackend } from '@interleave/core';
+import { createTokenizer, requireTokenIds, type TextTokenizer, TOKENIZERS } from '@interleave/eval';
+import { METADATA_KEYS } from '../../checkpoint/checkpoint.js';
 import { loadModelFromCheckpoint } from '../../checkpoint/load-model.js';
+import type { ModelBlueprint } from '../../checkpoint/model-blueprint.js';
 import { type Command, parseCommandLine } from '../command.js';
 
 export const generateCommand: Command = {
   name: 'generate',
-  usage: `  generate <run-dir|checkpoint-dir|model.safetensors> --prompt-tokens 1,2,3 --max-new N
-      continue a prompt with a trained model in step (recurrent) mode and print the tokens
+  usage: `  generate <run-dir|checkpoint-dir|model.safetensors> --prompt "text" | --prompt-tokens 1,2,3 --max-new N
+      continue a prompt with a trained model in step (recurrent) mode and print the text (or tokens)
+      --prompt TEXT            the prompt as text, encoded and decoded with the run's tokenizer
+                               (an lm run's task.tokenizer); prints the prompt and its continuation
+      --prompt-file FILE       the prompt as text, read from FILE
+      --tokenizer NAME         the tokenizer for --prompt, instead of the run's (byte, gpt2, ...)
       --prompt-tokens T,T,...  the prompt as token ids (repeat the flag for a batch of equal length)
       --max-new N              tokens to generate (default 32)
       --temperature X          0 = greedy (default); above 0 samples from softmax(logits / X)
@@ -14,6 +23,9 @@ export const generateCommand: Command = {
       --stats                  also print ms/token and tfjs memory at the start and the end`,
   async run(args) {
     const { values, positionals } = parseCommandLine(args, {
+      prompt: { type: 'string' },
+      'prompt-file': { type: 'string' },
+      tokenizer: { type: 'string' },
       'prompt-tokens': { type: 'string', multiple: true },
       'max-new': { type: 'string', default: '32' },
       temperature: { type: 'string', default: '0' },
@@ -23,15 +35,37 @@ export const generateCommand: Command = {
     });
     if (positionals.length !== 1)
       throw new InterleaveError('generate takes one checkpoint: interleave generate <run-dir>');
+    const promptText = readPromptText(values.prompt, values['prompt-file']);
     const prompts = (values['prompt-tokens'] ?? []).map(parseTokens);
-    if (prompts.length === 0) throw new InterleaveError('--prompt-tokens is required, e.g. --prompt-tokens 1,2,3');
+    if (promptText !== undefined && prompts.length > 0) {
+      throw new InterleaveError('give the prompt as text (--prompt, --prompt-file) or as --prompt-tokens, not both');
+    }
+    if (promptText === undefined && prompts.length === 0) {
+      throw new InterleaveError('a prompt is required: --prompt "text", --prompt-file FILE or --prompt-tokens 1,2,3');
+    }
     const maxNewTokens = parseNumber('--max-new', values['max-new'], Number.isInteger);
     const temperature = parseNumber('--temperature', values.temperature, (v) => v >= 0);
     const seed = parseNumber('--seed', values.seed, Number.isInteger);
 
     await selectBackend(backendFromEnvironment() ?? 'auto', 'INTERLEAVE_BACKEND');
-    const { model } = await loadModelFromCheckpoint(positionals[0] as string, { config: values.config });
+    const { model, blueprint, weightsFile } = await loadModelFromCheckpoint(positionals[0] as string, {
+      config: values.config,
+    });
     try {
+      const tokenizer =
+        promptText === undefined
+          ? undefined
+          : runTokenizer(blueprint, values.tokenizer, weightsFile, model.config.vocab_size);
+      if (tokenizer !== undefined && promptText !== undefined) {
+        const ids = tokenizer.encode(promptText);
+        if (ids.length === 0) throw new InterleaveError('the prompt is empty: give at least one character');
+        requireTokenIds(
+          ids,
+          { ...tokenizer, vocabSize: Math.min(tokenizer.vocabSize, model.config.vocab_size) },
+          'the prompt',
+        );
+        prompts.push(ids);
+      }
       const memory: number[] = [];
       const result = await generate(model, prompts, {
         maxNewTokens,
@@ -39,7 +73,9 @@ export const generateCommand: Command = {
         seed,
         onStep: ({ memoryBytes }) => memory.push(memoryBytes),
       });
-      for (const tokens of result.tokens) process.stdout.write(`${tokens.join(' ')}\n`);
+      for (const tokens of result.tokens) {
+        process.stdout.write(tokenizer === undefined ? `${tokens.join(' ')}\n` : `${tokenizer.decode(tokens)}\n`);
+      }
       if (values.stats) {
         const times = result.stepMilliseconds;
         const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(xs.length, 1);
@@ -53,6 +89,54 @@ export const generateCommand: Command = {
     }
   },
 };
+
+function readPromptText(prompt: string | undefined, promptFile: string | undefined): string | undefined {
+  if (prompt !== undefined && promptFile !== undefined)
+    throw new InterleaveError('give --prompt or --prompt-file, not both');
+  if (promptFile === undefined) return prompt;
+  try {
+    return readFileSync(promptFile, 'utf8');
+  } catch (error) {
+    throw new InterleaveError(`--prompt-file ${promptFile}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+}
+
+/** `--tokenizer`, else the tokenizer of the task the model was trained on (an lm run's). */
+function runTokenizer(
+  blueprint: ModelBlueprint,
+  override: string | undefined,
+  weightsFile: string,
+  vocabSize: number,
+): TextTokenizer {
+  const registry = registryOf(blueprint.container, TOKENIZERS);
+  // A tokenizer learned from the corpus was saved in the run's artifacts, beside checkpoint/.
+  const saved = [
+    join(dirname(weightsFile), 'tokenizer.json'),
+    join(dirname(dirname(weightsFile)), 'tokenizer.json'),
+  ].find((file) => existsSync(file));
+  const context = {
+    corpusFiles: [],
+    cacheDirectory: resolve('.interleave-cache'),
+    vocabSize,
+    ...(saved === undefined ? {} : { savedFile: saved }),
+  };
+  if (override !== undefined) return createTokenizer(registry, override, context);
+  const recorded = blueprint.metadata[METADATA_KEYS.config];
+  const task = recorded === undefined ? undefined : (JSON.parse(recorded) as { task?: Record<string, unknown> }).task;
+  if (task?.name !== 'lm') {
+    throw new InterleaveError(
+      `the model was trained on ${task === undefined ? 'an unrecorded task' : `task '${String(task.name)}'`}, which has no tokenizer: ` +
+        'pass --tokenizer NAME, or the prompt as --prompt-tokens',
+    );
+  }
+  const name = typeof task.tokenizer === 'string' ? task.tokenizer : 'byte';
+  if (name === 'bpe' && saved === undefined) {
+    throw new InterleaveError(
+      `the run's bpe tokenizer is not beside ${weightsFile} (no tokenizer.json in its artifacts)`,
+    );
+  }
+  return createTokenizer(registry, name, context);
+}
 
 function parseTokens(text: string): number[] {
   const tokens = text
