@@ -6,9 +6,10 @@ import {
   backendFromEnvironment,
   configDataSource,
   type ExperimentConfig,
+  FileTrackingStore,
   InterleaveError,
-  listExperiments,
   loadConfig,
+  openStore,
   parseOverride,
   readMetricHistory,
   selectBackend,
@@ -76,9 +77,10 @@ export const evalCommand: Command = {
 /** A run id is looked up in the store; anything else is a path. */
 async function resolveTarget(target: string, uri: string): Promise<string> {
   if (!RUN_ID.test(target) || existsSync(target)) return target;
-  for (const experiment of await listExperiments(uri)) {
-    const directory = join(experiment.directory, target);
-    if (existsSync(directory)) return directory;
+  const store = openStore(uri);
+  if (store instanceof FileTrackingStore) {
+    const artifacts = await store.artifactRoot(target).catch(() => undefined);
+    if (artifacts !== undefined) return dirname(artifacts);
   }
   throw new InterleaveError(`no MLflow run '${target}' in ${uri} (pass --uri, or the run's folder)`);
 }
