@@ -1,5 +1,4 @@
-import type { BlockRegistry } from '@interleave/core';
-import { capabilitiesOf, generate, LanguageModel, SeededRandom, TOKENS } from '@interleave/core';
+import { capabilitiesOf, generate, LanguageModel, REGISTRIES, registryOf, SeededRandom } from '@interleave/core';
 import { createRunContainer } from '@interleave/train';
 import * as tf from '@tensorflow/tfjs';
 import type { Job } from '../isolation/job.js';
@@ -147,7 +146,7 @@ export const generateSection: Section = {
 /** Child side: one block, generated up to its last mark. */
 export const generateBlockJob: Job<GenerateCase> = async (entry, emit) => {
   const container = await createRunContainer([], () => ({ file: 'bench' }));
-  const block = container.get<BlockRegistry>(TOKENS.BlockRegistry).get(entry.block);
+  const block = registryOf(container, REGISTRIES.blocks).get(entry.block);
   if (block === undefined) throw new Error(`no block '${entry.block}' is registered`);
   const model = LanguageModel.build({
     container,

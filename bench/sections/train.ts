@@ -1,6 +1,6 @@
 import { relative } from 'node:path';
-import { capabilitiesOf, LanguageModel, loadConfig, SeededRandom } from '@interleave/core';
-import { prepareRun, Trainer } from '@interleave/train';
+import { capabilitiesOf, LanguageModel, SeededRandom } from '@interleave/core';
+import { loadExperimentConfig, prepareRun, Trainer } from '@interleave/train';
 import * as tf from '@tensorflow/tfjs';
 import type { Job } from '../isolation/job.js';
 import { failureCell, runIsolated } from '../isolation/run-isolated.js';
@@ -70,7 +70,7 @@ interface HybridAttempt {
  * same shapes.
  */
 export async function measureHybrid(context: SectionContext): Promise<HybridAttempt[]> {
-  const configured = (await loadConfig(context.options.config, hybridParams(context).overrides)).config.train
+  const configured = (await loadExperimentConfig(context.options.config, hybridParams(context).overrides)).config.train
     .batch_size;
   const attempts: HybridAttempt[] = [];
   for (let batchSize = configured; batchSize >= 1; batchSize = Math.floor(batchSize / 2)) {

@@ -1,16 +1,16 @@
 import type { Plugin } from '@interleave/core';
 import { fullAttentionBlock, slidingWindowAttentionBlock } from './attention.js';
 import { gatedMlp } from './gated-mlp.js';
-import { rglruBlock } from './griffin.js';
 import { hyenaBlock } from './hyena.js';
 import { mambaBlock } from './mamba.js';
+import { rglruBlock } from './rglru.js';
 import { rmsNorm } from './rms-norm.js';
 
 export { fullAttentionBlock, slidingWindowAttentionBlock } from './attention.js';
 export { gatedMlp } from './gated-mlp.js';
-export { rglruBlock } from './griffin.js';
 export { type HyenaConfig, hyenaBlock, hyenaSchema } from './hyena.js';
 export { mambaBlock } from './mamba.js';
+export { rglruBlock } from './rglru.js';
 export { rmsNorm } from './rms-norm.js';
 export { linearScan } from './scan/linear-scan.js';
 

@@ -20,6 +20,8 @@ export * from './registry/container.js';
 export * from './registry/evaluation-definition.js';
 export * from './registry/load-plugins.js';
 export * from './registry/named-registry.js';
+export * from './registry/registry-key.js';
+export * from './registry/resolve-by-name.js';
 export * from './registry/task-definition.js';
 export * from './registry/tokens.js';
 export * from './serialization/index.js';

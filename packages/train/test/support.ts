@@ -6,10 +6,10 @@ import {
   LanguageModel,
   type ResolvedLayer,
   SeededRandom,
-  type TrainConfig,
 } from '@interleave/core';
 import { mqarTask } from '@interleave/eval';
 import * as tf from '@tensorflow/tfjs';
+import type { TrainConfig } from '../src/config/train-schema.js';
 import { Trainer } from '../src/trainer/trainer.js';
 
 export const tinyTrainConfig: TrainConfig = {

@@ -1,9 +1,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadConfig, type SweepConfig, sweepSchema } from '@interleave/core';
 import { describe, expect, it } from 'vitest';
+import { loadExperimentConfig } from '../src/config/experiment-config.js';
 import { expandSweep } from '../src/sweep/expand.js';
 import { resultsCsv } from '../src/sweep/results.js';
+import { type SweepConfig, sweepSchema } from '../src/sweep/sweep-schema.js';
 import { TINY_GRID, workspace } from './sweep-support.js';
 
 const sweep = (value: unknown): SweepConfig => sweepSchema.parse(value);
@@ -82,7 +83,7 @@ describe('the sweep: section', () => {
     const file = join(dir, 'sweep.yaml');
     writeFileSync(file, TINY_GRID.slice(0, TINY_GRID.indexOf('sweep:')) + section);
     try {
-      await loadConfig(file);
+      await loadExperimentConfig(file);
     } catch (error) {
       return (error as Error).message.replace(file, 'sweep.yaml');
     }

@@ -5,9 +5,9 @@ import { ConfigError, type KeyPath, type SourceLocation } from './config-error.j
 import { countLayers, MAX_LAYERS } from './layers.js';
 import { applyOverride, type Override, overrideLocation, parseOverride } from './overrides.js';
 import { deepMerge, isPlainMap } from './plain-data.js';
-import { type ExperimentConfig, experimentSchema } from './schema.js';
+import type { CoreConfig } from './schema.js';
 import { fileSource, overrideSource, SourceChain } from './source-chain.js';
-import { type LocationPart, readYamlFile, type YamlSource } from './yaml-source.js';
+import { type LocationPart, parseYaml, readYamlFile, type YamlSource } from './yaml-source.js';
 import { firstConfigError } from './zod-issues.js';
 
 /** Locates config values and validates parts of the config, reporting ConfigErrors. */
@@ -24,12 +24,14 @@ export interface ConfigSource {
   validate<T>(schema: z.ZodType<T>, value: unknown, path: KeyPath): T;
 }
 
-/** A config file after `extends`, overrides and validation. */
-export interface LoadedConfig extends ConfigSource {
-  /** The path as given. */
-  readonly file: string;
+/** A config after `extends`, overrides and validation: read from a file, or given as data. */
+export interface LoadedConfig<Config extends CoreConfig = CoreConfig> extends ConfigSource {
+  /** What messages call the config: the file's path as given, or the label of config data. */
+  readonly label: string;
+  /** The config file it was read from (the path as given); absent for config data, which has no file. */
+  readonly file?: string;
   /** Validated, with defaults applied. */
-  readonly config: ExperimentConfig;
+  readonly config: Config;
   /** The merged plain data after `extends` and overrides, before defaults: what a run saves and hashes. */
   readonly resolved: Record<string, unknown>;
 }
@@ -53,13 +55,73 @@ export function configDataSource(label: string): ConfigSource {
 const EXTENDS_KEY = 'extends';
 
 /**
+ * A config file and its `extends` bases, read and parsed once: `resolveConfig` applies overrides
+ * to it as often as needed (a sweep resolves one per trial) without reading the files again.
+ */
+export interface ConfigFiles {
+  /** The path as given. */
+  readonly file: string;
+  /** The file and its bases, the file first. */
+  readonly chain: readonly YamlSource[];
+}
+
+/**
  * Loads `file`: follows `extends` (paths relative to the extending file), deep-merges the chain
  * (maps merge key by key; lists and scalars are replaced), applies `key.path=value` overrides in
- * order and validates against the experiment schema. Every problem is an InterleaveError whose
- * message names the file, key path and line:column.
+ * order and validates the whole file against `schema`: the experiment schema, which the package
+ * that owns the file composes from core's sections (`coreConfigSections`) and its own. Every
+ * problem is an InterleaveError whose message names the file, key path and line:column.
  */
-export async function loadConfig(file: string, overrides: readonly string[] = []): Promise<LoadedConfig> {
-  const chain = await readChain(file);
+export async function loadConfig<Config extends CoreConfig>(
+  schema: z.ZodType<Config>,
+  file: string,
+  overrides: readonly string[] = [],
+): Promise<LoadedConfig<Config>> {
+  return resolveConfig(schema, await readConfigFiles(file), overrides);
+}
+
+/** Reads `file` and its `extends` bases, checking each is a YAML map and the chain has no cycle. */
+export async function readConfigFiles(file: string): Promise<ConfigFiles> {
+  return { file, chain: await readChain(file) };
+}
+
+/** `loadConfig` on files already read: merges the chain, applies `overrides`, validates against `schema`. */
+export function resolveConfig<Config extends CoreConfig>(
+  schema: z.ZodType<Config>,
+  files: ConfigFiles,
+  overrides: readonly string[] = [],
+): LoadedConfig<Config> {
+  return resolveSources(schema, files.chain, overrides, { label: files.file, file: files.file });
+}
+
+/**
+ * A config given as YAML text rather than a file (e.g. a sweep trial's resolved config, carried
+ * by a queue to a worker that may not have the sweep file): validated against `schema` exactly as
+ * a file is, with problems located at `label:line:column` in the text. Config data has no file
+ * beside it, so it cannot `extends` one.
+ */
+export function configFromText<Config extends CoreConfig>(
+  schema: z.ZodType<Config>,
+  text: string,
+  label: string,
+): LoadedConfig<Config> {
+  const source = checkConfigDocument(parseYaml(text, label));
+  if (baseFileOf(source) !== undefined) {
+    throw new ConfigError(
+      "config data cannot 'extends' a file (there is no file to resolve it against); give the resolved config",
+      [EXTENDS_KEY],
+      source.locate([EXTENDS_KEY]),
+    );
+  }
+  return resolveSources(schema, [source], [], { label });
+}
+
+function resolveSources<Config extends CoreConfig>(
+  schema: z.ZodType<Config>,
+  chain: readonly YamlSource[],
+  overrides: readonly string[],
+  origin: { label: string; file?: string },
+): LoadedConfig<Config> {
   const parsedOverrides = overrides.map(parseOverride);
 
   let merged: unknown = {};
@@ -77,12 +139,12 @@ export async function loadConfig(file: string, overrides: readonly string[] = []
     throw firstConfigError(result.error.issues, { schema, value, basePath: path, locate, fileRank });
   };
 
-  const config = validate(experimentSchema, resolved, []);
+  const config = validate(schema, resolved, []);
   const { overflowAt } = countLayers(config.model.layers);
   if (overflowAt !== undefined) {
     throw new ConfigError(`the layers expand to more than ${MAX_LAYERS} layers`, overflowAt, locate(overflowAt));
   }
-  return { file, config, resolved, locate, validate };
+  return { ...origin, config, resolved, locate, validate };
 }
 
 /** The file and its bases, the file first. */
@@ -112,9 +174,13 @@ async function readChain(file: string): Promise<YamlSource[]> {
 }
 
 async function readConfigFile(file: string): Promise<YamlSource> {
-  const source = await readYamlFile(file);
+  return checkConfigDocument(await readYamlFile(file));
+}
+
+/** A config document must be a map of keys. */
+function checkConfigDocument(source: YamlSource): YamlSource {
   if (source.value === null) {
-    throw new ConfigError('the file is empty; a config is a YAML map of keys', [], { file });
+    throw new ConfigError('the file is empty; a config is a YAML map of keys', [], { file: source.file });
   }
   if (!isPlainMap(source.value)) {
     const kind = Array.isArray(source.value) ? 'a list' : `a single value`;

@@ -1,11 +1,11 @@
 import type { Container } from 'inversify';
-import { ConfigError } from '../config/config-error.js';
 import { expandLayers } from '../config/layers.js';
 import type { ConfigSource } from '../config/load-config.js';
 import type { MlpConfig, ModelConfig } from '../config/schema.js';
 import type { BlockDefinition } from '../registry/block-definition.js';
-import type { BlockRegistry } from '../registry/container.js';
-import { TOKENS } from '../registry/tokens.js';
+import { REGISTRIES } from '../registry/container.js';
+import { registryOf } from '../registry/registry-key.js';
+import { resolveByName } from '../registry/resolve-by-name.js';
 
 /** One residual layer, its block found in the registry and its keys checked by the block's schema. */
 export interface ResolvedLayer {
@@ -25,18 +25,10 @@ export function resolveLayers(
   container: Container,
   source: ConfigSource,
 ): ResolvedLayer[] {
-  const registry = container.get<BlockRegistry>(TOKENS.BlockRegistry);
+  const registry = registryOf(container, REGISTRIES.blocks);
   return expandLayers(layers).map(({ entry, path }) => {
     const { block: name, mlp, ...blockKeys } = entry;
-    const block = registry.get(name);
-    if (block === undefined) {
-      throw new ConfigError(
-        `unknown block '${name}' (registered: ${registry.names().join(', ') || 'none'}; plugins can register more)`,
-        [...path, 'block'],
-        source.locate([...path, 'block']),
-      );
-    }
-    const config = source.validate(block.schema, blockKeys, path);
+    const { definition: block, config } = resolveByName(registry, name, blockKeys, { path, nameKey: 'block', source });
     return { block, config, mlp: mlp ?? null, path };
   });
 }

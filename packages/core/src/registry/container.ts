@@ -5,7 +5,8 @@ export type { Container } from 'inversify';
 import { InterleaveError } from '../errors.js';
 import type { BlockDefinition, MlpFactory, NormFactory } from './block-definition.js';
 import type { EvaluationDefinition } from './evaluation-definition.js';
-import { NamedRegistry } from './named-registry.js';
+import type { NamedRegistry } from './named-registry.js';
+import { bindRegistry, defineRegistry, type RegistryKey, registryOf } from './registry-key.js';
 import type { TaskDefinition } from './task-definition.js';
 import { TOKENS } from './tokens.js';
 
@@ -16,9 +17,26 @@ export type TaskRegistry = NamedRegistry<TaskDefinition<any>>;
 // biome-ignore lint/suspicious/noExplicitAny: each definition carries its own config type
 export type EvaluationRegistry = NamedRegistry<EvaluationDefinition<any>>;
 
+/** The registries core resolves by name; plugins extend them, tests may replace them. */
+export const REGISTRIES = {
+  // biome-ignore lint/suspicious/noExplicitAny: see BlockRegistry
+  blocks: defineRegistry<BlockDefinition<any>>('block', {
+    token: TOKENS.BlockRegistry,
+    check: (definition) => requireFlops(definition, `block '${definition.name}'`, 'flops(config, { dModel, seqLen })'),
+  }),
+  // biome-ignore lint/suspicious/noExplicitAny: see TaskRegistry
+  tasks: defineRegistry<TaskDefinition<any>>('task', { token: TOKENS.TaskRegistry }),
+  // biome-ignore lint/suspicious/noExplicitAny: see EvaluationRegistry
+  evaluations: defineRegistry<EvaluationDefinition<any>>('evaluation', { token: TOKENS.EvaluationRegistry }),
+} as const;
+
 /** What a plugin (built-in or from `plugins:`) receives to register its pieces. */
 export interface PluginApi {
   readonly container: Container;
+  /** Adds `definition` to the registry `key` names (any registry, including ones declared after core). */
+  register<Definition extends { readonly name: string }>(key: RegistryKey<Definition>, definition: Definition): void;
+  /** Puts `definition` in place of the entry already registered under its name. */
+  replace<Definition extends { readonly name: string }>(key: RegistryKey<Definition>, definition: Definition): void;
   // biome-ignore lint/suspicious/noExplicitAny: see BlockRegistry
   registerBlock(definition: BlockDefinition<any>): void;
   // biome-ignore lint/suspicious/noExplicitAny: see TaskRegistry
@@ -34,36 +52,48 @@ export interface PluginApi {
 /** A plugin module's default export (or its named export `register`). */
 export type Plugin = (api: PluginApi) => void | Promise<void>;
 
-/** A container with empty registries; plugins fill it. */
+/** A container with empty block, task and evaluation registries; plugins fill them. */
 export function createContainer(): Container {
   const container = new Container();
-  container.bind<BlockRegistry>(TOKENS.BlockRegistry).toConstantValue(new NamedRegistry('block'));
-  container.bind<TaskRegistry>(TOKENS.TaskRegistry).toConstantValue(new NamedRegistry('task'));
-  container.bind<EvaluationRegistry>(TOKENS.EvaluationRegistry).toConstantValue(new NamedRegistry('evaluation'));
+  bindRegistry(container, REGISTRIES.blocks);
+  bindRegistry(container, REGISTRIES.tasks);
+  bindRegistry(container, REGISTRIES.evaluations);
   return container;
 }
 
 export function pluginApi(container: Container): PluginApi {
-  const rebind = <T>(token: symbol, value: T) => {
-    if (container.isBound(token)) container.unbind(token);
-    container.bind<T>(token).toConstantValue(value);
+  const register = <Definition extends { readonly name: string }>(
+    key: RegistryKey<Definition>,
+    definition: Definition,
+  ): void => {
+    key.check?.(definition);
+    registryOf(container, key).register(definition);
+  };
+  const replace = <Definition extends { readonly name: string }>(
+    key: RegistryKey<Definition>,
+    definition: Definition,
+  ): void => {
+    key.check?.(definition);
+    registryOf(container, key).replace(definition);
+  };
+  const provide = <T>(token: symbol, value: T): void => {
+    if (container.isBound(token)) container.rebind<T>(token).toConstantValue(value);
+    else container.bind<T>(token).toConstantValue(value);
   };
   return {
     container,
-    registerBlock: (definition) => {
-      requireFlops(definition, `block '${definition.name}'`, 'flops(config, { dModel, seqLen })');
-      container.get<BlockRegistry>(TOKENS.BlockRegistry).register(definition);
-    },
-    registerTask: (definition) => container.get<TaskRegistry>(TOKENS.TaskRegistry).register(definition),
-    registerEvaluation: (definition) =>
-      container.get<EvaluationRegistry>(TOKENS.EvaluationRegistry).register(definition),
+    register,
+    replace,
+    registerBlock: (definition) => register(REGISTRIES.blocks, definition),
+    registerTask: (definition) => register(REGISTRIES.tasks, definition),
+    registerEvaluation: (definition) => register(REGISTRIES.evaluations, definition),
     provideNorm: (factory) => {
       requireFlops(factory, 'the norm passed to provideNorm', 'flops(dModel)');
-      rebind(TOKENS.NormFactory, factory);
+      provide(TOKENS.NormFactory, factory);
     },
     provideMlp: (factory) => {
       requireFlops(factory, 'the MLP passed to provideMlp', 'flops(dModel, config)');
-      rebind(TOKENS.MlpFactory, factory);
+      provide(TOKENS.MlpFactory, factory);
     },
   };
 }

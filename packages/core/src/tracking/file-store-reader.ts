@@ -23,9 +23,28 @@ export async function listExperiments(uri: string): Promise<ExperimentInfo[]> {
   return scanExperiments(resolveFileStoreRoot(uri));
 }
 
+/** The active experiment named `name` in the store at `uri`, if there is one. */
+export async function findExperiment(uri: string, name: string): Promise<ExperimentInfo | undefined> {
+  return (await listExperiments(uri)).find((candidate) => candidate.name === name);
+}
+
+/**
+ * The active experiment named `name`; an unknown name is the user's mistake (a typo, the wrong
+ * `--uri`), so the error lists the experiments that do exist.
+ */
+export async function requireExperiment(uri: string, name: string): Promise<ExperimentInfo> {
+  const experiments = await listExperiments(uri);
+  const experiment = experiments.find((candidate) => candidate.name === name);
+  if (experiment !== undefined) return experiment;
+  const names = experiments.map((candidate) => `'${candidate.name}'`).join(', ');
+  throw new InterleaveError(
+    `unknown MLflow experiment '${name}' in ${uri} (${names === '' ? 'the store has no experiments' : `experiments: ${names}`})`,
+  );
+}
+
 /** Runs of the active experiment named `experimentName`, oldest first; none if it does not exist. */
 export async function findRuns(uri: string, experimentName: string): Promise<FileRunRecord[]> {
-  const experiment = (await listExperiments(uri)).find((candidate) => candidate.name === experimentName);
+  const experiment = await findExperiment(uri, experimentName);
   if (!experiment) return [];
   const runs: FileRunRecord[] = [];
   for (const folder of await listSubfolders(experiment.directory)) {
@@ -47,7 +66,7 @@ export async function findRunsWithTag(
   value?: string,
 ): Promise<FileRunRecord[]> {
   validateKey('tag', key);
-  const experiment = (await listExperiments(uri)).find((candidate) => candidate.name === experimentName);
+  const experiment = await findExperiment(uri, experimentName);
   if (!experiment) return [];
   const runs: FileRunRecord[] = [];
   for (const folder of await listSubfolders(experiment.directory)) {

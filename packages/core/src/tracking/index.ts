@@ -1,4 +1,5 @@
 export { FileTrackingStore } from './file-store.js';
+export { type FileStoreRunLocation, findRunFolder, runHoldingArtifact } from './file-store-runs.js';
 export { annotateFileStoreRun, openFileStoreRun, resumeFileStoreRun } from './mlflow-file-store.js';
 export {
   annotateRun,
@@ -8,7 +9,14 @@ export {
   resumeTracker,
   type ServerRunOptions,
 } from './open-tracker.js';
-export { findRuns, findRunsWithTag, listExperiments, readMetricHistory } from './queries.js';
+export {
+  findExperiment,
+  findRuns,
+  findRunsWithTag,
+  listExperiments,
+  readMetricHistory,
+  requireExperiment,
+} from './queries.js';
 export { MlflowApiError, MlflowUnreachableError } from './rest/errors.js';
 export { type HttpClientOptions, MlflowHttpClient } from './rest/http-client.js';
 export { LOG_BATCH_LIMITS, splitLogBatch } from './rest/log-batch-limits.js';

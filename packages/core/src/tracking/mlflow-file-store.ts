@@ -1,5 +1,5 @@
-import { randomBytes, randomUUID } from 'node:crypto';
-import { appendFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { appendFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -300,25 +300,11 @@ export class FileStoreRun implements Tracker {
     for (const [key, value] of entries) {
       const path = join(this.directory, 'tags', key);
       await this.keyedWrite('tag', key, async () => {
-        await mkdir(dirname(path), { recursive: true });
-        await this.replaceFile(path, value);
+        // Tags can be rewritten, so they are replaced by rename. The temporary file sits in the
+        // run folder, not in `tags/`: MLflow reads every file under `tags/` as a tag, and a
+        // leftover from a crash would become one.
+        await writeFileAtomic(path, value, { temporaryDirectory: this.directory });
       });
-    }
-  }
-
-  /**
-   * Tags can be rewritten, so they are replaced by rename; the temporary file sits in the run
-   * folder, not in `tags/`, because MLflow reads every file under `tags/` as a tag, and a
-   * leftover from a crash would become one.
-   */
-  private async replaceFile(path: string, data: string): Promise<void> {
-    const temporary = join(this.directory, `.tag-${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
-    try {
-      await writeFile(temporary, data);
-      await rename(temporary, path);
-    } catch (error) {
-      await rm(temporary, { force: true });
-      throw error;
     }
   }
 

@@ -1,3 +1,4 @@
+import { InterleaveError } from '../errors.js';
 import { validateKey } from './mlflow-names.js';
 import { openStore } from './open-tracker.js';
 import { type ExperimentSummary, type MetricPoint, type RunRecord, searchAllRuns } from './store.js';
@@ -31,4 +32,23 @@ export async function findRunsWithTag(
 export function readMetricHistory(uri: string, runId: string, key: string): Promise<MetricPoint[]> {
   validateKey('metric', key);
   return openStore(uri).getMetricHistory(runId, key);
+}
+
+/** The active experiment named `name` in the store at `uri`, if there is one. */
+export function findExperiment(uri: string, name: string): Promise<ExperimentSummary | undefined> {
+  return openStore(uri).getExperimentByName(name);
+}
+
+/**
+ * The active experiment named `name`; an unknown name is the user's mistake (a typo, the wrong
+ * `--uri`), so the error lists the experiments that do exist.
+ */
+export async function requireExperiment(uri: string, name: string): Promise<ExperimentSummary> {
+  const store = openStore(uri);
+  const experiment = await store.getExperimentByName(name);
+  if (experiment !== undefined) return experiment;
+  const names = (await store.listExperiments()).map((candidate) => `'${candidate.name}'`).join(', ');
+  throw new InterleaveError(
+    `unknown MLflow experiment '${name}' in ${store.displayUri} (${names === '' ? 'the store has no experiments' : `experiments: ${names}`})`,
+  );
 }

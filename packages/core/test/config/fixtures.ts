@@ -4,30 +4,6 @@ import { join } from 'node:path';
 import { afterEach } from 'vitest';
 import { InterleaveError } from '../../src/errors.js';
 
-/** A valid config; the line numbers in the tests refer to this text. */
-export const VALID_YAML = `name: test
-model:
-  vocab_size: 64
-  d_model: 16
-  layers:
-    - repeat: 2
-      pattern:
-        - { block: mamba, d_state: 8 }
-        - { block: swa, window: 4, mlp: { expansion: 3 } }
-task: { name: mqar, seq_len: 32 }
-train:
-  steps: 30
-  batch_size: 4
-  optimizer: { lr: 1.0e-3, betas: [0.9, 0.98] }
-`;
-
-/** Replaces one line (1-based) of VALID_YAML. */
-export function withLine(line: number, text: string): string {
-  const lines = VALID_YAML.split('\n');
-  lines[line - 1] = text;
-  return lines.join('\n');
-}
-
 const dirs: string[] = [];
 afterEach(async () => {
   await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));

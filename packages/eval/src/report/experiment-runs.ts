@@ -1,4 +1,4 @@
-import { findRuns, InterleaveError, listExperiments, type RunRecord, type RunStatus } from '@interleave/core';
+import { findRuns, InterleaveError, type RunRecord, type RunStatus, requireExperiment } from '@interleave/core';
 import { readLastValue } from './metric-values.js';
 
 /** The tag that marks a report's own MLflow run, so that a later report does not read it as data. */
@@ -53,13 +53,7 @@ export interface ReportRun {
  * lists what does exist.
  */
 export async function loadExperimentRuns(uri: string, experiment: string): Promise<ReportRun[]> {
-  const experiments = await listExperiments(uri);
-  if (!experiments.some((candidate) => candidate.name === experiment)) {
-    const names = experiments.map((candidate) => `'${candidate.name}'`).join(', ');
-    throw new InterleaveError(
-      `unknown MLflow experiment '${experiment}' in ${uri} (${names === '' ? 'the store has no experiments' : `experiments: ${names}`})`,
-    );
-  }
+  await requireExperiment(uri, experiment);
   const records = (await findRuns(uri, experiment)).filter((run) => run.tags[REPORT_KIND_TAG] !== REPORT_KIND);
   if (records.length === 0)
     throw new InterleaveError(`MLflow experiment '${experiment}' in ${uri} has no runs to report`);

@@ -1,4 +1,4 @@
-import { findRuns, InterleaveError, listExperiments, type RunRecord, readMetricHistory } from '@interleave/core';
+import { findRuns, type RunRecord, readMetricHistory, requireExperiment } from '@interleave/core';
 import type { ChinchillaPoint } from './chinchilla.js';
 import type { ComputePoint } from './compute-law.js';
 
@@ -95,13 +95,7 @@ export async function readExperimentChinchillaPoints(
 }
 
 async function finishedRuns(uri: string, experiment: string, skipped: SkippedRun[]): Promise<RunRecord[]> {
-  const experiments = await listExperiments(uri);
-  if (!experiments.some((candidate) => candidate.name === experiment)) {
-    const names = experiments.map((candidate) => `'${candidate.name}'`).join(', ');
-    throw new InterleaveError(
-      `unknown MLflow experiment '${experiment}' in ${uri} (${names === '' ? 'the store has no experiments' : `experiments: ${names}`})`,
-    );
-  }
+  await requireExperiment(uri, experiment);
   const runs = await findRuns(uri, experiment);
   for (const run of runs) if (run.status !== 'FINISHED') skipped.push(skip(run, `status ${run.status}`));
   return runs.filter((run) => run.status === 'FINISHED');

@@ -36,7 +36,26 @@ export {
   readExperimentComputePoints,
   type SkippedRun,
 } from './experiment-points.js';
+export {
+  describeFitSource,
+  type FitReadOptions,
+  type FitSource,
+  fitSourceFields,
+  readChinchillaPoints,
+  readComputePoints,
+} from './fit-source.js';
 export { formatChinchillaTable, formatComputeLawTable, formatValue } from './fit-tables.js';
+export {
+  type ChinchillaFitReport,
+  type ComputeLawReport,
+  chinchillaFitJson,
+  computeLawJson,
+  type FitSettings,
+  fitChinchillaSource,
+  fitComputeLawSource,
+  formatChinchillaFitReport,
+  formatComputeLawReport,
+} from './fit-workflow.js';
 export {
   type DifferentiableFunction,
   type LbfgsOptions,

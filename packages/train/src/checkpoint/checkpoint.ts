@@ -11,6 +11,8 @@ import {
 import * as tf from '@tensorflow/tfjs';
 import type { Trainer } from '../trainer/trainer.js';
 
+/** The folder of a run's artifacts that holds its latest checkpoint, final weights included. */
+export const CHECKPOINT_FOLDER = 'checkpoint';
 export const MODEL_FILE = 'model.safetensors';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
 export const TRAINER_FILE = 'trainer.json';
@@ -27,11 +29,15 @@ export const METADATA_KEYS = {
   configFile: 'interleave.config_file',
 } as const;
 
-/** The metadata that lets `loadModelFromCheckpoint` rebuild a run's model from its weights file alone. */
+/**
+ * The metadata that lets `loadModelFromCheckpoint` rebuild a run's model from its weights file
+ * alone. Config data that came from no file (a sweep trial's) records no config file: its
+ * plugin paths were made absolute when the sweep was planned, so they need no anchor.
+ */
 export function configMetadata(loaded: Pick<LoadedConfig, 'file' | 'resolved'>): Record<string, string> {
   return {
     [METADATA_KEYS.config]: JSON.stringify(loaded.resolved),
-    [METADATA_KEYS.configFile]: resolve(loaded.file),
+    ...(loaded.file === undefined ? {} : { [METADATA_KEYS.configFile]: resolve(loaded.file) }),
   };
 }
 

@@ -2,7 +2,6 @@ import {
   type Container,
   configDataSource,
   InterleaveError,
-  loadConfig,
   type ModelConfig,
   modelSchema,
   type ResolvedLayer,
@@ -10,6 +9,7 @@ import {
   type SourceLocation,
 } from '@interleave/core';
 import { z } from 'zod';
+import { loadExperimentConfig } from '../config/experiment-config.js';
 import { createRunContainer } from '../run/prepare-run.js';
 import { configMetadata, METADATA_KEYS } from './checkpoint.js';
 
@@ -31,7 +31,7 @@ export interface ModelBlueprint {
  * while its plugin paths are relative to the config the run was started from.
  */
 export async function blueprintFromConfigFile(file: string, pluginAnchor?: string): Promise<ModelBlueprint> {
-  const loaded = await loadConfig(file);
+  const loaded = await loadExperimentConfig(file);
   const locate = (index: number): SourceLocation =>
     pluginAnchor === undefined ? loaded.locate(['plugins', index]) : { file: pluginAnchor };
   const container = await createRunContainer(loaded.config.plugins, locate);

@@ -1,4 +1,4 @@
-import type { TrainConfig } from '@interleave/core';
+import type { TrainConfig } from '../config/train-schema.js';
 
 /**
  * Learning rate at update `step` (0-based): linear warm-up from lr/warmup to lr over

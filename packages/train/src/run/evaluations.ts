@@ -1,12 +1,12 @@
 import {
-  ConfigError,
   type ConfigSource,
   type Container,
   type EvaluationDefinition,
-  type EvaluationRegistry,
   type LanguageModel,
   type LoadedConfig,
-  TOKENS,
+  REGISTRIES,
+  registryOf,
+  resolveByName,
   type Tracker,
 } from '@interleave/core';
 
@@ -27,17 +27,12 @@ export function resolveEvaluation(
   container: Container,
   source: ConfigSource,
 ): ResolvedEvaluation {
-  const registry = container.get<EvaluationRegistry>(TOKENS.EvaluationRegistry);
   const { task, ...keys } = entry;
-  const definition = registry.get(task);
-  if (definition === undefined) {
-    throw new ConfigError(
-      `unknown evaluation '${task}' (registered evaluations: ${registry.names().join(', ')})`,
-      [...path, 'task'],
-      source.locate([...path, 'task']),
-    );
-  }
-  return { definition, config: source.validate(definition.schema, keys, path) };
+  return resolveByName(registryOf(container, REGISTRIES.evaluations), task, keys, {
+    path,
+    nameKey: 'task',
+    source,
+  });
 }
 
 /**

@@ -1,25 +1,24 @@
 import { registerBuiltinBlocks } from '@interleave/blocks';
 import {
   applyPlugin,
-  ConfigError,
   type Container,
   createContainer,
-  type LoadedConfig,
-  loadConfig,
   loadPlugins,
+  REGISTRIES,
   type ResolvedLayer,
+  registryOf,
+  resolveByName,
   resolveLayers,
   type SourceLocation,
   type TaskDefinition,
-  type TaskRegistry,
-  TOKENS,
 } from '@interleave/core';
 import { registerBuiltinTasks } from '@interleave/eval';
+import { type LoadedExperiment, loadExperimentConfig } from '../config/experiment-config.js';
 import { type ResolvedEvaluation, resolveEvaluations } from './evaluations.js';
 
 /** A config that has been fully checked — file, plugins, every layer, the task — before any tensor exists. */
 export interface PreparedRun {
-  readonly loaded: LoadedConfig;
+  readonly loaded: LoadedExperiment;
   readonly container: Container;
   readonly layers: readonly ResolvedLayer[];
   readonly task: { readonly definition: TaskDefinition<unknown>; readonly config: unknown };
@@ -29,7 +28,15 @@ export interface PreparedRun {
 
 /** config → container: loads and validates everything a run needs, failing fast with file:line errors. */
 export async function prepareRun(configFile: string, overrides: readonly string[] = []): Promise<PreparedRun> {
-  const loaded = await loadConfig(configFile, [...overrides]);
+  return prepareLoadedRun(await loadExperimentConfig(configFile, [...overrides]));
+}
+
+/**
+ * `prepareRun` for a config already loaded (from a file, resolved with overrides, or config
+ * data such as a sweep trial's): plugins, layers, task and evaluations are checked against it,
+ * errors located where `loaded` says its values came from.
+ */
+export async function prepareLoadedRun(loaded: LoadedExperiment): Promise<PreparedRun> {
   const container = await createRunContainer(loaded.config.plugins, (index) => loaded.locate(['plugins', index]));
   const layers = resolveLayers(loaded.config.model.layers, container, loaded);
   const task = resolveTask(loaded, container);
@@ -48,16 +55,11 @@ export async function createRunContainer(
   return container;
 }
 
-function resolveTask(loaded: LoadedConfig, container: Container): PreparedRun['task'] {
-  const registry = container.get<TaskRegistry>(TOKENS.TaskRegistry);
+function resolveTask(loaded: LoadedExperiment, container: Container): PreparedRun['task'] {
   const { name, ...keys } = loaded.config.task;
-  const definition = registry.get(name);
-  if (definition === undefined) {
-    throw new ConfigError(
-      `unknown task '${name}' (registered tasks: ${registry.names().join(', ')})`,
-      ['task', 'name'],
-      loaded.locate(['task', 'name']),
-    );
-  }
-  return { definition, config: loaded.validate(definition.schema, keys, ['task']) };
+  return resolveByName(registryOf(container, REGISTRIES.tasks), name, keys, {
+    path: ['task'],
+    nameKey: 'name',
+    source: loaded,
+  });
 }

@@ -1,4 +1,5 @@
-import { SeededRandom, type SweepConfig, type SweepDistribution } from '@interleave/core';
+import { SeededRandom } from '@interleave/core';
+import type { SweepConfig, SweepDistribution } from './sweep-schema.js';
 
 /** One point of a sweep: a value for each parameter, in the order the sweep lists them. */
 export interface SweepPoint {

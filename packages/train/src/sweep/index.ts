@@ -5,6 +5,7 @@ export { planSweep, type SweepPlan, type TrackingTarget, type TrialSpec } from '
 export { DEFAULT_QUEUE_NAME, DEFAULT_RETRIES, type QueueSettings, type RetrySettings } from './queue.js';
 export { type QueueSweepOptions, runQueuedSweep } from './queue-sweep.js';
 export type { TrialResult, TrialStatus } from './results.js';
+export { type RunTrialOptions, runTrial, trialConfig } from './run-trial.js';
 export { printSweepStatus } from './status.js';
 export type { TrialJob, TrialOutcome } from './trial-protocol.js';
 export { SWEEP_TAGS } from './trial-runs.js';

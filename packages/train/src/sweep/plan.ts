@@ -2,17 +2,18 @@ import { execFileSync } from 'node:child_process';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import {
   ConfigError,
+  type ConfigFiles,
   configHash,
   InterleaveError,
-  type LoadedConfig,
-  loadConfig,
   parseOverride,
-  type SweepConfig,
+  readConfigFiles,
 } from '@interleave/core';
 import { stringify } from 'yaml';
-import { prepareRun } from '../run/prepare-run.js';
+import { type LoadedExperiment, resolveExperimentConfig } from '../config/experiment-config.js';
+import { prepareLoadedRun } from '../run/prepare-run.js';
 import { expandSweep, type SweepPoint } from './expand.js';
 import { describeParams } from './format.js';
+import type { SweepConfig } from './sweep-schema.js';
 
 /** Where a trial logs: the MLflow store (an absolute path or a URI) and the experiment. */
 export interface TrackingTarget {
@@ -31,7 +32,11 @@ export interface TrialSpec {
   readonly trialId: string;
   /** The sweep's parameter values for this trial, in the sweep's order. */
   readonly params: Readonly<Record<string, unknown>>;
-  /** The trial's resolved config (no `extends`, no `sweep`) as YAML: exactly what is trained. */
+  /**
+   * The trial's resolved config (no `extends`, no `sweep`) as YAML text: exactly what is trained.
+   * Text, because trials travel as JSON (a queue's job, a trial process's IPC message), which
+   * cannot carry every YAML value (`.inf`); a worker reads it with `experimentConfigFromText`.
+   */
   readonly config: string;
   readonly tracking: TrackingTarget;
   readonly runName: string;
@@ -59,10 +64,12 @@ export interface SweepPlan {
  * Expands the sweep in `file` into trials and validates every one of them exactly as
  * `interleave train` would (config, blocks, task, plugins) before anything runs: the first
  * invalid trial throws one ConfigError that names the trial, the key and where the offending
- * value is written in the sweep file.
+ * value is written in the sweep file. The file (and its bases) is read once; each trial is
+ * that data with the trial's values set.
  */
 export async function planSweep(file: string, overrides: readonly string[] = []): Promise<SweepPlan> {
-  const loaded = await loadConfig(file, overrides);
+  const files = await readConfigFiles(file);
+  const loaded = resolveExperimentConfig(files, overrides);
   const sweep = loaded.config.sweep;
   if (sweep === undefined || sweep === null) {
     throw new InterleaveError(`${file} has no 'sweep:' section; train a single config with: interleave train ${file}`);
@@ -77,7 +84,7 @@ export async function planSweep(file: string, overrides: readonly string[] = [])
   const trials: TrialSpec[] = [];
   const seen = new Set<string>();
   for (const point of points) {
-    const trialLoaded = await validateTrial(file, loaded, pinned, point, points.length);
+    const trialLoaded = await validateTrial(files, loaded, pinned, point, points.length);
     const trialId = configHash(trialLoaded.resolved);
     if (seen.has(trialId)) continue;
     seen.add(trialId);
@@ -114,7 +121,7 @@ function parameterOverride(key: string, value: unknown): string {
   return `${key}=${JSON.stringify(value)}`;
 }
 
-function checkParameterPath(loaded: LoadedConfig, key: string): void {
+function checkParameterPath(loaded: LoadedExperiment, key: string): void {
   try {
     parseOverride(`${key}=null`);
   } catch (error) {
@@ -128,12 +135,12 @@ function checkParameterPath(loaded: LoadedConfig, key: string): void {
 }
 
 async function validateTrial(
-  file: string,
-  sweepLoaded: LoadedConfig,
+  files: ConfigFiles,
+  sweepLoaded: LoadedExperiment,
   pinned: readonly string[],
   point: SweepPoint,
   count: number,
-): Promise<LoadedConfig> {
+): Promise<LoadedExperiment> {
   const byOverride = new Map<string, string>();
   const parameterOverrides = Object.entries(point.values).map(([key, value]) => {
     const text = parameterOverride(key, value);
@@ -141,7 +148,7 @@ async function validateTrial(
     return text;
   });
   try {
-    return (await prepareRun(file, [...pinned, ...parameterOverrides])).loaded;
+    return (await prepareLoadedRun(resolveExperimentConfig(files, [...pinned, ...parameterOverrides]))).loaded;
   } catch (error) {
     const trial = `sweep trial ${point.index} of ${count}: ${describeParams(point.values)}`;
     if (!(error instanceof ConfigError)) {
@@ -163,7 +170,7 @@ async function validateTrial(
  * `interleave train` resolves them here (the store from the working directory, plugins from
  * the file that names them).
  */
-function absolutePathOverrides(loaded: LoadedConfig): string[] {
+function absolutePathOverrides(loaded: LoadedExperiment): string[] {
   const overrides: string[] = [];
   const uri = loaded.config.tracking.uri;
   if (absoluteTrackingUri(uri) !== uri) overrides.push(parameterOverride('tracking.uri', absoluteTrackingUri(uri)));

@@ -1,8 +1,7 @@
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { configHash, InterleaveError, loadConfig } from '@interleave/core';
+import { dirname } from 'node:path';
+import { configHash, InterleaveError } from '@interleave/core';
+import { experimentConfigFromText, type LoadedExperiment } from '../config/experiment-config.js';
 import { trainFromConfig } from '../run/train-run.js';
 import type { ProgressStream } from '../trainer/progress.js';
 import type { TrialJob, TrialOutcome } from './trial-protocol.js';
@@ -15,27 +14,18 @@ export interface RunTrialOptions {
 }
 
 /**
- * Trains one trial from the config it carries (written to a temporary file, since a worker on
- * another machine may not have the sweep file) and logs it as a child run of the sweep.
- * Never throws: a failure is an outcome, with the reason.
+ * Trains one trial from the config data it carries (a worker on another machine may not have
+ * the sweep file) and logs it as a child run of the sweep. Never throws: a failure is an
+ * outcome, with the reason.
  */
 export async function runTrial(job: TrialJob, options: RunTrialOptions): Promise<TrialOutcome> {
   const started = performance.now();
   const seconds = () => (performance.now() - started) / 1000;
-  const directory = await mkdtemp(join(tmpdir(), `interleave-trial-${job.trialId}-`));
   const log = openLog(job.logFile);
   let runId: string | undefined;
   try {
-    const configFile = join(directory, 'config.yaml');
-    await writeFile(configFile, job.config);
-    const hash = configHash((await loadConfig(configFile)).resolved);
-    if (hash !== job.trialId) {
-      throw new InterleaveError(
-        `trial ${job.index}'s config hashes to ${hash}, not to its id ${job.trialId}: is this worker running another version of interleave than the one that planned the sweep?`,
-      );
-    }
     const result = await trainFromConfig({
-      configFile,
+      config: trialConfig(job),
       output: log,
       stopSignal: options.stopSignal,
       runName: job.runName,
@@ -67,8 +57,25 @@ export async function runTrial(job: TrialJob, options: RunTrialOptions): Promise
     };
   } finally {
     log.close();
-    await rm(directory, { recursive: true, force: true });
   }
+}
+
+/**
+ * The trial's config, read from the text it carries and checked against its id (the hash the
+ * planner computed), so the worker trains exactly the trial that was planned.
+ */
+export function trialConfig(job: TrialJob): LoadedExperiment {
+  const loaded = experimentConfigFromText(
+    job.config,
+    `sweep '${job.sweepName}' trial ${job.index} of ${job.total} (its config)`,
+  );
+  const hash = configHash(loaded.resolved);
+  if (hash !== job.trialId) {
+    throw new InterleaveError(
+      `trial ${job.index}'s config hashes to ${hash}, not to its id ${job.trialId}: is this worker running another version of interleave than the one that planned the sweep?`,
+    );
+  }
+  return loaded;
 }
 
 /** The tags that make a training run a trial of its sweep (SWEEP_TAGS). */

@@ -1,5 +1,6 @@
-import type { LanguageModel, Task, TokenBatch, TrainConfig } from '@interleave/core';
+import type { LanguageModel, Task, TokenBatch } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
+import type { TrainConfig } from '../config/train-schema.js';
 import { AdamW } from '../optimizer/adamw.js';
 import { clipByGlobalNorm } from '../optimizer/clip-gradients.js';
 import { learningRateAt } from '../optimizer/schedule.js';

@@ -1,8 +1,8 @@
 """A plain-PyTorch Mamba language model, the reference our exported checkpoints are checked against.
 
-Written from docs/design.md#mamba: the mixer has the parameter names and layouts of state-spaces/mamba's
-`Mamba` (mamba_simple.py) and the model the module tree of its `MambaLMHeadModel`
-(`backbone.embedding`, `backbone.layers.{i}.norm`, `backbone.layers.{i}.mixer`, `backbone.norm_f`,
+The mixer is python/interleave_reference/mamba.py, with the parameter names and layouts of
+state-spaces/mamba's `Mamba` (mamba_simple.py); the model here has the module tree of its
+`MambaLMHeadModel` (`backbone.embedding`, `backbone.layers.{i}.norm`, `backbone.layers.{i}.mixer`, `backbone.norm_f`,
 `lm_head` tied to the embedding), so a state_dict that loads here with strict=True has the names
 and shapes MambaLMHeadModel.load_state_dict expects. The scan is the sequential recurrence, with
 no fused kernels, so it is slow and exact: a reference, not an implementation to train with.
@@ -19,13 +19,17 @@ adding noise to every weight; the perturbed weights are saved to P in W's layout
 import argparse
 import copy
 import json
-import math
+import sys
+from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+# The Mamba mixer is the repository's one PyTorch Mamba, <repo>/python/interleave_reference.
+sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "python"))
+from interleave_reference.mamba import Mamba  # noqa: E402
 
 
 class RMSNorm(nn.Module):
@@ -38,53 +42,6 @@ class RMSNorm(nn.Module):
 
     def forward(self, x):
         return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps) * self.weight
-
-
-def selective_scan(x, dt, A, B, C):
-    """h_t = exp(dt_t * A) h_{t-1} + (dt_t x_t) B_t and y_t = h_t . C_t, one time step at a time.
-
-    x, dt: [batch, length, d_inner]; A: [d_inner, d_state]; B, C: [batch, length, d_state].
-    """
-    batch, length, d_inner = x.shape
-    h = x.new_zeros(batch, d_inner, A.shape[1])
-    outputs = []
-    for t in range(length):
-        decay = torch.exp(dt[:, t, :, None] * A)
-        drive = (dt[:, t] * x[:, t])[:, :, None] * B[:, t, None, :]
-        h = decay * h + drive
-        outputs.append((h * C[:, t, None, :]).sum(dim=-1))
-    return torch.stack(outputs, dim=1)
-
-
-class Mamba(nn.Module):
-    """The selective SSM mixer with mamba_simple.Mamba's parameters (default bias settings)."""
-
-    def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2, dt_rank="auto"):
-        super().__init__()
-        self.d_state = d_state
-        self.d_inner = expand * d_model
-        self.dt_rank = math.ceil(d_model / 16) if dt_rank == "auto" else dt_rank
-        self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=False)
-        self.conv1d = nn.Conv1d(
-            self.d_inner, self.d_inner, kernel_size=d_conv, groups=self.d_inner, padding=d_conv - 1, bias=True
-        )
-        self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False)
-        self.dt_proj = nn.Linear(self.dt_rank, self.d_inner, bias=True)
-        # S4D-real initialisation; the values are overwritten by a checkpoint anyway.
-        self.A_log = nn.Parameter(torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(self.d_inner, 1))
-        self.D = nn.Parameter(torch.ones(self.d_inner))
-        self.out_proj = nn.Linear(self.d_inner, d_model, bias=False)
-
-    def forward(self, u):
-        length = u.shape[1]
-        x, z = self.in_proj(u).chunk(2, dim=-1)
-        # padding d_conv - 1 on both sides; keeping the first `length` outputs makes it causal.
-        x = F.silu(self.conv1d(x.transpose(1, 2))[..., :length].transpose(1, 2))
-        dt, B, C = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
-        dt = F.softplus(self.dt_proj(dt))
-        A = -torch.exp(self.A_log)
-        y = selective_scan(x, dt, A, B, C) + x * self.D
-        return self.out_proj(y * F.silu(z))
 
 
 class Block(nn.Module):

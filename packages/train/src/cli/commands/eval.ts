@@ -1,22 +1,20 @@
 import { existsSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
 import {
   annotateFileStoreRun,
   applyOverride,
   backendFromEnvironment,
   configDataSource,
-  type ExperimentConfig,
-  FileTrackingStore,
+  findRunFolder,
   InterleaveError,
-  loadConfig,
-  openStore,
   parseOverride,
   readMetricHistory,
+  runHoldingArtifact,
   selectBackend,
   type Tracker,
 } from '@interleave/core';
 import { locateCheckpoint } from '../../checkpoint/checkpoint-location.js';
 import { loadModelFromCheckpoint } from '../../checkpoint/load-model.js';
+import { type ExperimentConfig, loadExperimentConfig } from '../../config/experiment-config.js';
 import { type ResolvedEvaluation, resolveEvaluation, runEvaluations } from '../../run/evaluations.js';
 import { type Command, parseCommandLine } from '../command.js';
 
@@ -46,13 +44,13 @@ export const evalCommand: Command = {
     const target = await resolveTarget(positionals[0] as string, values.uri as string);
     const location = await locateCheckpoint(target);
     const configFile = values.config ?? location.runConfigFile;
-    const config = configFile === undefined ? undefined : (await loadConfig(configFile)).config;
+    const config = configFile === undefined ? undefined : (await loadExperimentConfig(configFile)).config;
 
     await selectBackend(backendFromEnvironment() ?? 'auto', 'INTERLEAVE_BACKEND');
     const { model, blueprint } = await loadModelFromCheckpoint(target, { config: values.config });
     try {
       const evaluations = chooseEvaluations(values.task, values.set ?? [], config, blueprint.container);
-      const run = values['no-log'] ? undefined : runOf(location.weightsFile);
+      const run = values['no-log'] ? undefined : runHoldingArtifact(location.weightsFile);
       const tracker = run === undefined ? printingTracker() : await annotateFileStoreRun(run);
       const step =
         run === undefined ? 0 : ((await readMetricHistory(run.uri, run.runId, 'train/loss')).at(-1)?.step ?? 0);
@@ -77,11 +75,8 @@ export const evalCommand: Command = {
 /** A run id is looked up in the store; anything else is a path. */
 async function resolveTarget(target: string, uri: string): Promise<string> {
   if (!RUN_ID.test(target) || existsSync(target)) return target;
-  const store = openStore(uri);
-  if (store instanceof FileTrackingStore) {
-    const artifacts = await store.artifactRoot(target).catch(() => undefined);
-    if (artifacts !== undefined) return dirname(artifacts);
-  }
+  const directory = await findRunFolder(uri, target);
+  if (directory !== undefined) return directory;
   throw new InterleaveError(`no MLflow run '${target}' in ${uri} (pass --uri, or the run's folder)`);
 }
 
@@ -103,15 +98,6 @@ function chooseEvaluations(
   const entry: Record<string, unknown> = { task };
   for (const text of settings) applyOverride(entry, parseOverride(text));
   return [resolveEvaluation(entry as { task: string }, [], container, configDataSource(`--task ${task}`))];
-}
-
-/** The MLflow run around `<store>/<experiment>/<run>/artifacts/checkpoint/<weights>`, if any. */
-function runOf(weightsFile: string): { uri: string; runId: string } | undefined {
-  const runDirectory = dirname(dirname(dirname(weightsFile)));
-  if (basename(dirname(dirname(weightsFile))) !== 'artifacts' || !existsSync(join(runDirectory, 'meta.yaml'))) {
-    return undefined;
-  }
-  return { uri: dirname(dirname(runDirectory)), runId: basename(runDirectory) };
 }
 
 /** Where metrics go when the model is not in a run, or with --no-log: nowhere but stdout. */

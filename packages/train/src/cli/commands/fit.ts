@@ -1,19 +1,18 @@
 import { existsSync, statSync } from 'node:fs';
 import { InterleaveError } from '@interleave/core';
 import {
+  type ChinchillaColumns,
   COMPUTE_LAW_MIN_POINTS,
-  type ComputeLawFit,
-  type ComputePoint,
+  chinchillaFitJson,
+  computeLawJson,
   DEFAULT_LOSS_METRIC,
-  dropHighestLoss,
-  fitChinchilla,
-  fitComputeLaw,
-  formatChinchillaTable,
-  formatComputeLawTable,
-  readChinchillaCsv,
-  readComputeCsv,
-  readExperimentChinchillaPoints,
-  readExperimentComputePoints,
+  describeFitSource,
+  type FitSettings,
+  type FitSource,
+  fitChinchillaSource,
+  fitComputeLawSource,
+  formatChinchillaFitReport,
+  formatComputeLawReport,
   type SkippedRun,
 } from '@interleave/eval';
 import { type Command, parseCommandLine } from '../command.js';
@@ -39,16 +38,6 @@ const OPTIONS = {
 
 type Values = ReturnType<typeof parseCommandLine<typeof OPTIONS>>['values'];
 
-/** Where the points come from, for messages and the JSON output. */
-type Source = { kind: 'csv'; file: string } | { kind: 'experiment'; experiment: string; uri: string };
-
-interface Settings {
-  bootstrap: number;
-  seed: number;
-  confidence: number;
-  dropHighest: number;
-}
-
 export const fitCommand: Command = {
   name: 'fit',
   usage: `  fit <experiment|file.csv> [--law compute|chinchilla] [--json] [--bootstrap N] [--drop-highest K]
@@ -71,11 +60,11 @@ export const fitCommand: Command = {
       throw new InterleaveError('fit takes one experiment name or CSV file: interleave fit <experiment|file.csv>');
     }
     const target = positionals[0] as string;
-    const source: Source = isCsv(target)
+    const source: FitSource = isCsv(target)
       ? { kind: 'csv', file: target }
       : { kind: 'experiment', experiment: target, uri: values.uri ?? './mlruns' };
     checkFlagsApply(values, source);
-    const settings: Settings = {
+    const settings: FitSettings = {
       bootstrap: integerFlag('--bootstrap', values.bootstrap ?? String(DEFAULT_BOOTSTRAP)),
       seed: integerFlag('--seed', values.seed),
       confidence: confidenceFlag(values.confidence),
@@ -87,120 +76,43 @@ export const fitCommand: Command = {
   },
 };
 
-async function fitChinchillaLaw(values: Values, source: Source, settings: Settings): Promise<number> {
-  let points: { n: number; d: number; loss: number }[];
-  let skipped: SkippedRun[] = [];
-  if (source.kind === 'csv') {
-    if (values['n-col'] === undefined) throw new InterleaveError('--law chinchilla on a CSV needs --n-col <column>');
-    if ((values['d-col'] === undefined) === (values['flops-col'] === undefined)) {
-      throw new InterleaveError(
-        '--law chinchilla on a CSV needs --d-col <column> or --flops-col <column> (one of them)',
-      );
-    }
-    points = await readChinchillaCsv(source.file, {
-      n: values['n-col'],
-      d: values['d-col'],
-      flops: values['flops-col'],
-      loss: values['loss-col'] ?? 'loss',
-    });
-  } else {
-    ({ points, skipped } = await readExperimentChinchillaPoints(source.uri, source.experiment, {
-      lossMetric: values['loss-metric'],
-    }));
-    reportSkipped(skipped);
-  }
-  const kept = dropHighestLoss(points, settings.dropHighest);
-  const started = performance.now();
-  const fit = fitChinchilla(kept, {
-    bootstrap: settings.bootstrap,
-    seed: settings.seed,
-    confidence: settings.confidence,
+async function fitChinchillaLaw(values: Values, source: FitSource, settings: FitSettings): Promise<number> {
+  const report = await fitChinchillaSource(source, settings, {
+    columns: source.kind === 'csv' ? chinchillaColumns(values) : undefined,
+    lossMetric: values['loss-metric'],
+    onSkipped: reportSkipped,
   });
-  const seconds = (performance.now() - started) / 1000;
-  if (values.json) {
-    const output = {
-      law: 'chinchilla',
-      ...describeSource(source),
-      ...fit,
-      dataOptimalExponent: 1 - fit.computeOptimalExponent,
-      dropped: points.length - kept.length,
-      bootstrap: settings.bootstrap,
-      seed: settings.seed,
-      ...(source.kind === 'experiment' ? { skipped } : {}),
-      seconds,
-    };
-    process.stdout.write(`${JSON.stringify(output)}\n`);
-    return 0;
-  }
-  const dropped = points.length - kept.length;
   process.stdout.write(
-    `Chinchilla approach 3: L(N, D) = E + A/N^alpha + B/D^beta, ${describe(source)}\n` +
-      `${kept.length} points${dropped > 0 ? ` (${dropped} highest-loss dropped)` : ''}, ` +
-      `Huber objective ${fit.objective.toPrecision(6)}, fitted in ${seconds.toFixed(1)} s\n\n` +
-      formatChinchillaTable(fit, settings.bootstrap),
+    values.json ? `${JSON.stringify(chinchillaFitJson(report))}\n` : formatChinchillaFitReport(report),
   );
   return 0;
 }
 
-async function fitComputeLaws(values: Values, source: Source, settings: Settings): Promise<number> {
-  let groups: Map<string, ComputePoint[]>;
-  let skipped: SkippedRun[] = [];
-  if (source.kind === 'csv') {
-    groups = await readComputeCsv(source.file, {
+/** A Chinchilla fit of a CSV names the N column and exactly one of the D and FLOPs columns. */
+function chinchillaColumns(values: Values): ChinchillaColumns {
+  const n = values['n-col'];
+  if (n === undefined) throw new InterleaveError('--law chinchilla on a CSV needs --n-col <column>');
+  if ((values['d-col'] === undefined) === (values['flops-col'] === undefined)) {
+    throw new InterleaveError('--law chinchilla on a CSV needs --d-col <column> or --flops-col <column> (one of them)');
+  }
+  return { n, d: values['d-col'], flops: values['flops-col'], loss: values['loss-col'] ?? 'loss' };
+}
+
+async function fitComputeLaws(values: Values, source: FitSource, settings: FitSettings): Promise<number> {
+  const report = await fitComputeLawSource(source, settings, {
+    columns: {
       compute: values['compute-col'] ?? 'compute',
       loss: values['loss-col'] ?? 'loss',
       group: values['group-col'],
-    });
-  } else {
-    ({ groups, skipped } = await readExperimentComputePoints(source.uri, source.experiment, {
-      lossMetric: values['loss-metric'],
-    }));
-    reportSkipped(skipped);
-  }
-  const eligible = [...groups].map(([name, points]) => ({
-    name,
-    points: dropHighestLoss(points, settings.dropHighest),
-  }));
-  const tooSmall = eligible.filter((group) => group.points.length < COMPUTE_LAW_MIN_POINTS);
-  if (tooSmall.length === eligible.length) {
-    const counts = eligible.map((group) => `${group.name}: ${group.points.length}`).join(', ');
-    throw new InterleaveError(
-      `too few points: a compute-law fit needs at least ${COMPUTE_LAW_MIN_POINTS} per group, ${describe(source)} has ${counts === '' ? 'none' : counts}`,
-    );
-  }
-  for (const group of tooSmall) {
-    process.stderr.write(
-      `interleave: not fitting '${group.name}': ${group.points.length} points, a compute-law fit needs at least ${COMPUTE_LAW_MIN_POINTS}\n`,
-    );
-  }
-  const started = performance.now();
-  const fits: { name: string; fit: ComputeLawFit }[] = [];
-  for (const group of eligible) {
-    if (group.points.length < COMPUTE_LAW_MIN_POINTS) continue;
-    const options = { bootstrap: settings.bootstrap, seed: settings.seed, confidence: settings.confidence };
-    fits.push({ name: group.name, fit: fitComputeLaw(group.points, options) });
-  }
-  const seconds = (performance.now() - started) / 1000;
-  const groupLabel = source.kind === 'experiment' ? 'architecture' : (values['group-col'] ?? 'group');
-  if (values.json) {
-    const output = {
-      law: 'compute',
-      ...describeSource(source),
-      fits: fits.map(({ name, fit }) => ({ group: name, ...fit })),
-      tooFewPoints: tooSmall.map((group) => ({ group: group.name, points: group.points.length })),
-      bootstrap: settings.bootstrap,
-      seed: settings.seed,
-      ...(source.kind === 'experiment' ? { skipped } : {}),
-      seconds,
-    };
-    process.stdout.write(`${JSON.stringify(output)}\n`);
-    return 0;
-  }
-  process.stdout.write(
-    `Compute law L(C) = E + A·C^(-alpha), ${describe(source)}\n` +
-      `${settings.bootstrap > 0 ? `intervals: bootstrap percentiles from ${settings.bootstrap} resamples; ` : ''}fitted in ${seconds.toFixed(1)} s\n\n` +
-      formatComputeLawTable(fits, groupLabel, settings.bootstrap),
-  );
+    },
+    lossMetric: values['loss-metric'],
+    onSkipped: reportSkipped,
+    onTooFewPoints: (group, points) =>
+      process.stderr.write(
+        `interleave: not fitting '${group}': ${points} points, a compute-law fit needs at least ${COMPUTE_LAW_MIN_POINTS}\n`,
+      ),
+  });
+  process.stdout.write(values.json ? `${JSON.stringify(computeLawJson(report))}\n` : formatComputeLawReport(report));
   return 0;
 }
 
@@ -211,7 +123,7 @@ function isCsv(target: string): boolean {
 }
 
 /** Flags for the other kind of input would be silently ignored; say so instead. */
-function checkFlagsApply(values: Values, source: Source): void {
+function checkFlagsApply(values: Values, source: FitSource): void {
   const csvOnly = ['n-col', 'd-col', 'flops-col', 'loss-col', 'compute-col', 'group-col'] as const;
   const experimentOnly = ['uri', 'loss-metric'] as const;
   const wrong =
@@ -220,23 +132,13 @@ function checkFlagsApply(values: Values, source: Source): void {
       : csvOnly.find((flag) => values[flag] !== undefined);
   if (wrong !== undefined) {
     throw new InterleaveError(
-      `--${wrong} applies to ${source.kind === 'csv' ? 'MLflow experiments' : 'CSV files'}, not to ${describe(source)}`,
+      `--${wrong} applies to ${source.kind === 'csv' ? 'MLflow experiments' : 'CSV files'}, not to ${describeFitSource(source)}`,
     );
   }
 }
 
-function reportSkipped(skipped: readonly SkippedRun[]): void {
-  for (const run of skipped) {
-    process.stderr.write(`interleave: skipping run ${run.runName || run.runId}: ${run.reason}\n`);
-  }
-}
-
-function describe(source: Source): string {
-  return source.kind === 'csv' ? source.file : `experiment '${source.experiment}' (${source.uri})`;
-}
-
-function describeSource(source: Source): Record<string, string> {
-  return source.kind === 'csv' ? { csv: source.file } : { experiment: source.experiment, uri: source.uri };
+function reportSkipped(run: SkippedRun): void {
+  process.stderr.write(`interleave: skipping run ${run.runName || run.runId}: ${run.reason}\n`);
 }
 
 function integerFlag(flag: string, text: string): number {

@@ -1,9 +1,9 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ConfigError } from '@interleave/core';
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/config/config-error.js';
-import { loadConfig } from '../../src/config/load-config.js';
-import { caught, expectOneLine, VALID_YAML, withLine, writeFixtures } from './fixtures.js';
+import { loadExperimentConfig } from '../../src/config/experiment-config.js';
+import { caught, expectOneLine, VALID_YAML, withLine, writeFixtures } from './experiment-fixtures.js';
 
 const CHILD = `extends: ../base.yaml
 name: child
@@ -20,7 +20,7 @@ describe('extends', () => {
     const dir = await writeFixtures({ 'base.yaml': VALID_YAML });
     await mkdir(join(dir, 'exps'));
     await writeFile(join(dir, 'exps', 'child.yaml'), CHILD);
-    const loaded = await loadConfig(join(dir, 'exps', 'child.yaml'));
+    const loaded = await loadExperimentConfig(join(dir, 'exps', 'child.yaml'));
 
     expect(loaded.resolved).not.toHaveProperty('extends');
     expect(loaded.config.name).toBe('child');
@@ -53,7 +53,7 @@ describe('extends', () => {
       'b.yaml': 'extends: c.yaml\ntrain: { steps: 7 }\n',
       'c.yaml': VALID_YAML,
     });
-    const loaded = await loadConfig(join(dir, 'a.yaml'));
+    const loaded = await loadExperimentConfig(join(dir, 'a.yaml'));
     expect(loaded.config.name).toBe('a');
     expect(loaded.config.train.steps).toBe(7);
     expect(loaded.config.train.batch_size).toBe(4);
@@ -66,7 +66,7 @@ describe('extends', () => {
       'a.yaml': 'extends: b.yaml\nname: a\n',
       'b.yaml': '# b\nextends: a.yaml\n',
     });
-    const error = await caught(() => loadConfig(join(dir, 'a.yaml')));
+    const error = await caught(() => loadExperimentConfig(join(dir, 'a.yaml')));
     expect(error).toBeInstanceOf(ConfigError);
     const a = join(dir, 'a.yaml');
     const b = join(dir, 'b.yaml');
@@ -76,7 +76,7 @@ describe('extends', () => {
   it('detects a file that extends itself', async () => {
     const dir = await writeFixtures({ 'a.yaml': 'extends: ./a.yaml\n' });
     const a = join(dir, 'a.yaml');
-    const error = await caught(() => loadConfig(a));
+    const error = await caught(() => loadExperimentConfig(a));
     expect(expectOneLine(error)).toBe(`${a}:1:10: extends: 'extends' forms a cycle: ${a} -> ${a}`);
   });
 
@@ -85,7 +85,7 @@ describe('extends', () => {
       'base.yaml': withLine(12, '  stpes: 30'),
       'child.yaml': 'extends: base.yaml\ntrain:\n  steps: 5\n',
     });
-    const error = await caught(() => loadConfig(join(dir, 'child.yaml')));
+    const error = await caught(() => loadExperimentConfig(join(dir, 'child.yaml')));
     expect(expectOneLine(error)).toBe(
       `${join(dir, 'base.yaml')}:12:3: train.stpes: unknown key 'stpes' (allowed keys: steps, batch_size, optimizer, schedule, grad_clip, eval_every, checkpoint_every, log_every)`,
     );
@@ -96,7 +96,7 @@ describe('extends', () => {
       'base.yaml': VALID_YAML,
       'child.yaml': 'extends: base.yaml\ntrain:\n  batch_size: lots\n',
     });
-    const error = await caught(() => loadConfig(join(dir, 'child.yaml')));
+    const error = await caught(() => loadExperimentConfig(join(dir, 'child.yaml')));
     expect(expectOneLine(error)).toBe(
       `${join(dir, 'child.yaml')}:3:15: train.batch_size: expected number, got string ('lots')`,
     );
@@ -104,7 +104,7 @@ describe('extends', () => {
 
   it('reports a missing base file at the extends line', async () => {
     const dir = await writeFixtures({ 'child.yaml': 'name: x\nextends: missing.yaml\n' });
-    const error = await caught(() => loadConfig(join(dir, 'child.yaml')));
+    const error = await caught(() => loadExperimentConfig(join(dir, 'child.yaml')));
     expect(expectOneLine(error)).toBe(
       `${join(dir, 'child.yaml')}:2:10: extends: base config file not found: ${join(dir, 'missing.yaml')}`,
     );
@@ -112,7 +112,7 @@ describe('extends', () => {
 
   it('requires extends to be one path', async () => {
     const dir = await writeFixtures({ 'child.yaml': 'extends: [a.yaml, b.yaml]\n' });
-    const error = await caught(() => loadConfig(join(dir, 'child.yaml')));
+    const error = await caught(() => loadExperimentConfig(join(dir, 'child.yaml')));
     expect(expectOneLine(error)).toBe(
       `${join(dir, 'child.yaml')}:1:10: extends: 'extends' must be the path of one base config file (relative to this file)`,
     );
@@ -126,7 +126,7 @@ describe('extends', () => {
     const cwd = process.cwd();
     process.chdir(dir);
     try {
-      const error = await caught(() => loadConfig('child.yaml'));
+      const error = await caught(() => loadExperimentConfig('child.yaml'));
       expect(expectOneLine(error)).toBe(`base.yaml:12:10: train.steps: expected number, got string ('abc')`);
     } finally {
       process.chdir(cwd);

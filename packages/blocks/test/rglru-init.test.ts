@@ -1,7 +1,7 @@
 import { capabilitiesOf, ParameterStore, SeededRandom } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { resolveRnnWidth, rglruBlock } from '../src/griffin.js';
+import { resolveRnnWidth, rglruBlock } from '../src/rglru.js';
 
 const softplus = (v: number) => (v > 30 ? v : Math.log1p(Math.exp(v)));
 

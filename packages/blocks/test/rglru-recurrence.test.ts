@@ -1,7 +1,7 @@
 import { SeededRandom, selectBackend } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { rgLru } from '../src/griffin.js';
+import { rgLru } from '../src/rglru.js';
 import { linearRecurrence, type RecurrenceImplementation } from '../src/scan/linear-recurrence.js';
 
 const IMPLEMENTATIONS: RecurrenceImplementation[] = ['fused', 'ops'];

@@ -1,4 +1,4 @@
-import { rglruBlock } from '../src/griffin.js';
+import { rglruBlock } from '../src/rglru.js';
 import { runBlockContract } from '../src/testing/index.js';
 
 // The defaults (d_rnn = round(4/3·d_model), one head at these widths, conv 4), and an explicit

@@ -1,7 +1,7 @@
 import { capabilitiesOf, ParameterStore, SeededRandom } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rglruBlock } from '../src/griffin.js';
+import { rglruBlock } from '../src/rglru.js';
 
 /** The two private formulations of the block-diagonal gates, reached for this test only. */
 interface GateForms {

@@ -1,14 +1,13 @@
 import { join } from 'node:path';
+import { ConfigError, InterleaveError } from '@interleave/core';
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/config/config-error.js';
-import { loadConfig } from '../../src/config/load-config.js';
-import { InterleaveError } from '../../src/errors.js';
-import { caught, expectOneLine, VALID_YAML, withLine, writeFixtures } from './fixtures.js';
+import { loadExperimentConfig } from '../../src/config/experiment-config.js';
+import { caught, expectOneLine, VALID_YAML, withLine, writeFixtures } from './experiment-fixtures.js';
 
 async function load(text: string, overrides: string[] = []) {
   const dir = await writeFixtures({ 'exp.yaml': text });
   const file = join(dir, 'exp.yaml');
-  return { file, loaded: () => loadConfig(file, overrides) };
+  return { file, loaded: () => loadExperimentConfig(file, overrides) };
 }
 
 /** Loads `text` and returns the one-line message of the error it must raise, and the file name. */
@@ -19,7 +18,7 @@ async function errorFor(text: string, overrides: string[] = []): Promise<{ file:
   return { file, message: expectOneLine(error) };
 }
 
-describe('loadConfig: a valid file', () => {
+describe('loadExperimentConfig: a valid file', () => {
   it('validates, applies defaults, and keeps the resolved data without them', async () => {
     const { file, loaded } = await load(VALID_YAML);
     const config = await loaded();
@@ -59,7 +58,7 @@ describe('loadConfig: a valid file', () => {
   });
 });
 
-describe('loadConfig: errors name the file, the key path and line:column', () => {
+describe('loadExperimentConfig: errors name the file, the key path and line:column', () => {
   it('reports a misspelt nested key with a suggestion (and not the missing key it hides)', async () => {
     const { file, message } = await errorFor(withLine(12, '  stpes: 30'));
     expect(message).toBe(`${file}:12:3: train.stpes: unknown key 'stpes'; did you mean 'steps'?`);
@@ -151,11 +150,11 @@ describe('loadConfig: errors name the file, the key path and line:column', () =>
   });
 });
 
-describe('loadConfig: files', () => {
+describe('loadExperimentConfig: files', () => {
   it('reports a missing file in one line', async () => {
     const dir = await writeFixtures({});
     const file = join(dir, 'nope.yaml');
-    const error = await caught(() => loadConfig(file));
+    const error = await caught(() => loadExperimentConfig(file));
     expect(error).toBeInstanceOf(InterleaveError);
     expect(expectOneLine(error)).toBe(`config file not found: ${file}`);
   });
@@ -168,7 +167,7 @@ describe('loadConfig: files', () => {
   });
 });
 
-describe('loadConfig: bad YAML', () => {
+describe('loadExperimentConfig: bad YAML', () => {
   it('reports an unclosed bracket where it opens', async () => {
     const { file, message } = await errorFor(withLine(12, '  steps: [30'));
     expect(message).toBe(`${file}:12:10: train.steps: YAML syntax error: '[' is never closed with ']'`);

@@ -1,10 +1,9 @@
 import { join } from 'node:path';
+import { ConfigError, expandLayers } from '@interleave/core';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ConfigError } from '../../src/config/config-error.js';
-import { expandLayers } from '../../src/config/layers.js';
-import { loadConfig } from '../../src/config/load-config.js';
-import { caught, expectOneLine, VALID_YAML, withLine, writeFixtures } from './fixtures.js';
+import { loadExperimentConfig } from '../../src/config/experiment-config.js';
+import { caught, expectOneLine, VALID_YAML, withLine, writeFixtures } from './experiment-fixtures.js';
 
 /** What a block would register for its own keys. */
 const mambaSchema = z.strictObject({
@@ -21,11 +20,11 @@ const taskSchema = z.strictObject({
 async function load(text: string, overrides: string[] = []) {
   const dir = await writeFixtures({ 'exp.yaml': text });
   const file = join(dir, 'exp.yaml');
-  return { file, loaded: await loadConfig(file, overrides) };
+  return { file, loaded: await loadExperimentConfig(file, overrides) };
 }
 
 /** Validates the first expanded layer's own keys, the way model assembly does. */
-function validateFirstLayer(loaded: Awaited<ReturnType<typeof loadConfig>>) {
+function validateFirstLayer(loaded: Awaited<ReturnType<typeof loadExperimentConfig>>) {
   const [first] = expandLayers(loaded.config.model.layers);
   if (first === undefined) throw new Error('no layers');
   const { block: _block, mlp: _mlp, ...keys } = first.entry;

@@ -1,0 +1,40 @@
+import { z } from 'zod';
+
+/** `train.optimizer:`: AdamW, the one optimizer the trainer implements. */
+export const optimizerSchema = z.strictObject({
+  name: z.literal('adamw').default('adamw'),
+  lr: z.number().positive(),
+  weight_decay: z.number().min(0).default(0.1),
+  betas: z.tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)]).default([0.9, 0.98]),
+  eps: z.number().positive().default(1e-8),
+});
+
+/** `train.schedule:`: linear warm-up, then the decay. */
+export const scheduleSchema = z.strictObject({
+  warmup_steps: z.number().int().min(0).default(0),
+  decay: z.enum(['cosine', 'constant', 'linear']).default('cosine'),
+  /** The learning rate at the end of the decay, as a fraction of `lr`. */
+  min_lr_ratio: z.number().min(0).max(1).default(0.1),
+});
+
+/** `train:`: how long and how the trainer trains. */
+export const trainSchema = z.strictObject({
+  steps: z.number().int().positive(),
+  batch_size: z.number().int().positive(),
+  optimizer: optimizerSchema,
+  schedule: scheduleSchema.default({ warmup_steps: 0, decay: 'cosine', min_lr_ratio: 0.1 }),
+  /** Clip the global gradient norm to this value; `null` turns clipping off. */
+  grad_clip: z.number().positive().nullable().default(1.0),
+  eval_every: z.number().int().positive().nullable().default(null),
+  checkpoint_every: z.number().int().positive().nullable().default(null),
+  log_every: z.number().int().positive().default(10),
+});
+export type TrainConfig = z.infer<typeof trainSchema>;
+
+/** `tracking:`: the MLflow store and experiment a run logs to. */
+export const trackingSchema = z.strictObject({
+  uri: z.string().min(1).default('./mlruns'),
+  experiment: z.string().min(1).default('Default'),
+  run_name: z.string().min(1).optional(),
+});
+export type TrackingConfig = z.infer<typeof trackingSchema>;

@@ -1,0 +1,67 @@
+import {
+  type BackendChoice,
+  backendFromEnvironment,
+  capabilitiesOf,
+  configHash,
+  LanguageModel,
+  type LoadedConfig,
+  SeededRandom,
+  selectBackend,
+  type Task,
+} from '@interleave/core';
+import type { ProgressStream } from '../trainer/progress.js';
+import { Trainer } from '../trainer/trainer.js';
+import type { PreparedRun } from './prepare-run.js';
+
+/** The live parts of a run, built from a prepared config on the chosen backend. */
+export interface AssembledRun {
+  readonly model: LanguageModel;
+  readonly task: Task;
+  readonly trainer: Trainer;
+  /** Analytic FLOPs per training token at the task's sequence length, rounded to whole FLOPs. */
+  readonly flops: { readonly total: number; readonly forward: number };
+  /** The hash of the resolved config: names the config in checkpoints and on resume. */
+  readonly configHash: string;
+  /** Frees the model's and the optimizer's tensors. */
+  dispose(): void;
+}
+
+/** `INTERLEAVE_BACKEND` if set, else the config's `backend`; prints the choice. */
+export async function selectRunBackend(loaded: LoadedConfig, out: ProgressStream): Promise<BackendChoice> {
+  const environmentBackend = backendFromEnvironment();
+  const backend = await selectBackend(
+    environmentBackend ?? loaded.config.backend,
+    environmentBackend ? 'INTERLEAVE_BACKEND' : `${loaded.label} (backend: ${loaded.config.backend})`,
+  );
+  out.write(`backend: ${backend.detail}\n`);
+  return backend;
+}
+
+/** model → trainer: builds the seeded model, the task and the trainer for a prepared config. */
+export function assembleRun(prepared: PreparedRun, backend: BackendChoice): AssembledRun {
+  const { loaded, container, layers, task } = prepared;
+  const { config } = loaded;
+  const model = LanguageModel.build({
+    container,
+    config: config.model,
+    layers,
+    rng: new SeededRandom(config.seed),
+    backend: capabilitiesOf(backend.name),
+  });
+  const taskInstance = task.definition.create(task.config, { vocabSize: config.model.vocab_size, seed: config.seed });
+  const trainer = new Trainer(model, taskInstance, config.train);
+  // Training compute (docs/design.md#flop-counting): forward+backward FLOPs per token, rounded
+  // to whole FLOPs (Hyena's FFT and attention's average window are fractional).
+  const modelFlops = model.flopsPerToken(taskInstance.seqLen);
+  return {
+    model,
+    task: taskInstance,
+    trainer,
+    flops: { total: Math.round(modelFlops.total), forward: Math.round(modelFlops.forward) },
+    configHash: configHash(loaded.resolved),
+    dispose() {
+      trainer.dispose();
+      model.dispose();
+    },
+  };
+}

@@ -1,0 +1,102 @@
+import { join } from 'node:path';
+import { InterleaveError, type Tracker } from '@interleave/core';
+import { CHECKPOINT_FOLDER, writeCheckpoint } from '../checkpoint/checkpoint.js';
+import { ProgressReporter, type ProgressStream } from '../trainer/progress.js';
+import type { EvalMetrics, Trainer } from '../trainer/trainer.js';
+
+/** What every checkpoint of a run records besides the step: enough to resume and to reload. */
+export interface RunIdentity {
+  seed: number;
+  configHash: string;
+  backend: string;
+  /** The config, as weights-file metadata (`configMetadata`). */
+  metadata: Record<string, string>;
+  /** Analytic forward+backward FLOPs per training token, for `compute/flops`. */
+  flopsPerToken: number;
+}
+
+export interface TrainLoopResult {
+  steps: number;
+  seconds: number;
+  losses: number[];
+  finalEval: EvalMetrics;
+  /** FINISHED: every step was trained; KILLED: `stopSignal` stopped it first. */
+  status: 'FINISHED' | 'KILLED';
+}
+
+/**
+ * Trains until the last step or `stopSignal`, logging metrics to `tracker`, evaluating every
+ * `eval_every` steps and checkpointing every `checkpoint_every`. It always ends with a checkpoint
+ * in the run's artifacts, whose `model.safetensors` is the run's final weights: with the step,
+ * the config hash and the config in its metadata.
+ */
+export async function trainLoop(
+  trainer: Trainer,
+  tracker: Tracker,
+  out: ProgressStream,
+  stopSignal: { stopped: boolean } | undefined,
+  identity: RunIdentity,
+): Promise<TrainLoopResult> {
+  const { steps, eval_every: evalEvery, checkpoint_every: checkpointEvery, log_every: logEvery } = trainer.train;
+  const progress = new ProgressReporter(out, steps, logEvery, trainer.stepsDone);
+  const losses: number[] = [];
+  const pending: Record<string, number>[] = [];
+  const flush = async (step: number) => {
+    for (const metrics of pending.splice(0)) await tracker.logMetrics(metrics, step);
+  };
+  const checkpoint = async () =>
+    writeCheckpoint(
+      join(tracker.artifactLocation, CHECKPOINT_FOLDER),
+      trainer,
+      {
+        step: trainer.stepsDone,
+        data_position: trainer.stepsDone,
+        seed: identity.seed,
+        config_hash: identity.configHash,
+        backend: identity.backend,
+      },
+      identity.metadata,
+    );
+  let finalEval: EvalMetrics | undefined;
+  while (trainer.stepsDone < steps && !stopSignal?.stopped) {
+    const metrics = await trainer.trainStep();
+    losses.push(metrics.loss);
+    progress.update(metrics);
+    if (!Number.isFinite(metrics.loss)) {
+      throw new InterleaveError(`loss became ${metrics.loss} at step ${metrics.step}; lower train.optimizer.lr`);
+    }
+    await tracker.logMetrics(
+      {
+        'train/loss': metrics.loss,
+        'train/accuracy': metrics.accuracy,
+        'train/grad_norm': metrics.gradNorm,
+        'train/lr': metrics.learningRate,
+        'train/tokens_per_second': progress.tokensPerSecond,
+        // Cumulative since step 0 (a resumed run continues the count); the optimizer's
+        // ~10 FLOPs per parameter per step are negligible and not counted.
+        'compute/tokens': metrics.step * metrics.tokens,
+        'compute/flops': metrics.step * metrics.tokens * identity.flopsPerToken,
+      },
+      metrics.step,
+    );
+    const last = metrics.step === steps;
+    if ((evalEvery !== null && metrics.step % evalEvery === 0) || last) {
+      const evaluation = await trainer.evaluate();
+      finalEval = evaluation;
+      progress.log(
+        `eval @ step ${metrics.step}: test loss ${evaluation.loss.toFixed(4)}, accuracy ${evaluation.accuracy.toFixed(4)}`,
+      );
+      pending.push({ 'eval/loss': evaluation.loss, 'eval/accuracy': evaluation.accuracy });
+      await flush(metrics.step);
+    }
+    if (checkpointEvery !== null && metrics.step % checkpointEvery === 0 && !last) await checkpoint();
+  }
+  progress.finish();
+  const status = trainer.stepsDone < steps ? ('KILLED' as const) : ('FINISHED' as const);
+  if (finalEval === undefined) {
+    finalEval = await trainer.evaluate();
+    await tracker.logMetrics({ 'eval/loss': finalEval.loss, 'eval/accuracy': finalEval.accuracy }, trainer.stepsDone);
+  }
+  await checkpoint();
+  return { steps: trainer.stepsDone, seconds: progress.elapsedSeconds, losses, finalEval, status };
+}
