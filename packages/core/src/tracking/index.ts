@@ -1,3 +1,4 @@
+export { type CopiedRun, copyRuns, ORIGIN_TAGS } from './copy-runs.js';
 export { FileTrackingStore } from './file-store.js';
 export { type FileStoreRunLocation, findRunFolder, runHoldingArtifact } from './file-store-runs.js';
 export { annotateFileStoreRun, openFileStoreRun, resumeFileStoreRun } from './mlflow-file-store.js';

@@ -111,6 +111,14 @@ export class RestRun implements Tracker {
     await this.drain(this.options.endFlushTimeoutMs);
   }
 
+  /** For an annotated run: sends what was logged (as `end` does), after which the run is done. */
+  async flush(): Promise<void> {
+    if (this.ended) return;
+    this.ended = true;
+    clearInterval(this.timer);
+    await this.drain(this.options.endFlushTimeoutMs);
+  }
+
   /** Sends what is waiting, for up to `timeoutMs`; leaves the rest on disk and says where. */
   async drain(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;

@@ -1,16 +1,18 @@
 import { backendFromEnvironment, generate, InterleaveError, selectBackend } from '@interleave/core';
 import { loadModelFromCheckpoint } from '../../checkpoint/load-model.js';
+import { resolveCheckpointTarget } from '../../checkpoint/run-checkpoint.js';
 import { type Command, parseCommandLine } from '../command.js';
 
 export const generateCommand: Command = {
   name: 'generate',
-  usage: `  generate <run-dir|checkpoint-dir|model.safetensors> --prompt-tokens 1,2,3 --max-new N
+  usage: `  generate <run-id|run-dir|checkpoint-dir|model.safetensors> --prompt-tokens 1,2,3 --max-new N
       continue a prompt with a trained model in step (recurrent) mode and print the tokens
       --prompt-tokens T,T,...  the prompt as token ids (repeat the flag for a batch of equal length)
       --max-new N              tokens to generate (default 32)
       --temperature X          0 = greedy (default); above 0 samples from softmax(logits / X)
       --seed S                 sampling seed (default 0)
       --config FILE            the config to build the model from, for weights that record none
+      --uri URI                the MLflow store (path or http(s)://) of a run id (default ./mlruns)
       --stats                  also print ms/token and tfjs memory at the start and the end`,
   async run(args) {
     const { values, positionals } = parseCommandLine(args, {
@@ -19,6 +21,7 @@ export const generateCommand: Command = {
       temperature: { type: 'string', default: '0' },
       seed: { type: 'string', default: '0' },
       config: { type: 'string' },
+      uri: { type: 'string', default: './mlruns' },
       stats: { type: 'boolean', default: false },
     });
     if (positionals.length !== 1)
@@ -30,7 +33,10 @@ export const generateCommand: Command = {
     const seed = parseNumber('--seed', values.seed, Number.isInteger);
 
     await selectBackend(backendFromEnvironment() ?? 'auto', 'INTERLEAVE_BACKEND');
-    const { model } = await loadModelFromCheckpoint(positionals[0] as string, { config: values.config });
+    const target = await resolveCheckpointTarget(positionals[0] as string, values.uri as string);
+    const { model } = await loadModelFromCheckpoint(target.path, { config: values.config }).finally(() =>
+      target.dispose(),
+    );
     try {
       const memory: number[] = [];
       const result = await generate(model, prompts, {
