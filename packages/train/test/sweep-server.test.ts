@@ -42,7 +42,9 @@ describe('a distributed sweep with nothing shared but Redis and the MLflow serve
     async () => {
       // Three working directories: the coordinator's and one per worker, as on three machines.
       const coordinator = workspace({
-        'sweep.yaml': TINY_GRID.replace('uri: ./mlruns', `uri: ${server.uri}`),
+        // Longer trials than the file-store test's: the server sees a run's state a moment late
+        // (the write-ahead log sends in the background), so a RUNNING run must still be training.
+        'sweep.yaml': TINY_GRID.replace('uri: ./mlruns', `uri: ${server.uri}`).replace('steps: 3', 'steps: 40'),
       });
       const workerDirs = [0, 1].map(() => mkdtempSync(join(tmpdir(), 'interleave-worker-')));
       const queue = ['--queue', redis.url, '--queue-name', `sweep-server-${process.pid}-${Date.now()}`];
@@ -77,10 +79,15 @@ describe('a distributed sweep with nothing shared but Redis and the MLflow serve
         const perTrial = finishedPerTrial(runs);
         expect(perTrial.size).toBe(12);
         expect([...perTrial.entries()].filter(([, count]) => count !== 1)).toEqual([]);
+        // The killed worker's run was closed by the worker that took its trial over.
+        const victimNow = runs.find((run) => run.runId === victim.runId);
+        expect(victimNow?.status).toBe('KILLED');
+        expect(victimNow?.tags['interleave.killed_reason']).toMatch(
+          /^abandoned: its worker stopped renewing the trial lock/,
+        );
         const victimTrial = victim.tags['interleave.trial_id'];
-        expect(
-          runs.filter((run) => run.tags['interleave.trial_id'] === victimTrial && run.status === 'FINISHED'),
-        ).toHaveLength(1);
+        const retried = runs.filter((run) => run.tags['interleave.trial_id'] === victimTrial);
+        expect(retried.map((run) => run.status).sort()).toEqual(['FINISHED', 'KILLED']);
 
         survivor.kill('SIGTERM');
         expect(await exited(survivor)).toBe(0);
