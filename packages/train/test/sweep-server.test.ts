@@ -44,7 +44,7 @@ describe('a distributed sweep with nothing shared but Redis and the MLflow serve
       const coordinator = workspace({
         // Longer trials than the file-store test's: the server sees a run's state a moment late
         // (the write-ahead log sends in the background), so a RUNNING run must still be training.
-        'sweep.yaml': TINY_GRID.replace('uri: ./mlruns', `uri: ${server.uri}`).replace('steps: 3', 'steps: 40'),
+        'sweep.yaml': TINY_GRID.replace('uri: ./mlruns', `uri: ${server.uri}`).replace('steps: 3', 'steps: 200'),
       });
       const workerDirs = [0, 1].map(() => mkdtempSync(join(tmpdir(), 'interleave-worker-')));
       const queue = ['--queue', redis.url, '--queue-name', `sweep-server-${process.pid}-${Date.now()}`];

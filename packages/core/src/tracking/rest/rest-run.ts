@@ -21,7 +21,7 @@ export interface RestRunOptions {
   annotateOnly?: boolean;
 }
 
-/** Entries that trigger an immediate send rather than waiting for the timer: one full request. */
+/** Entries that trigger a send even while the server fails, rather than waiting for the timer: one full request. */
 const SEND_NOW_BACKLOG = 1000;
 
 /**
@@ -152,7 +152,10 @@ export class RestRun implements Tracker {
   private append(entries: WalEntry[]): void {
     this.log.append(entries);
     this.appendedSinceKick += entries.length;
-    if (this.sending === undefined && this.appendedSinceKick >= SEND_NOW_BACKLOG) void this.kick();
+    // While the server answers, send at once (what arrives meanwhile waits for the next request,
+    // which batches it); after a failure, the timer paces the retries.
+    const healthy = this.lastTransient === undefined;
+    if (this.sending === undefined && (healthy || this.appendedSinceKick >= SEND_NOW_BACKLOG)) void this.kick();
   }
 
   /** Starts a send unless one is running; resolves when the current one is done. */
