@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['packages/*/test/**/*.test.ts', 'bench/**/*.test.ts'],
-    exclude: ['packages/*/test/**/*.slow.test.ts', '**/node_modules/**'],
+    exclude: ['packages/*/test/**/*.slow.test.ts', 'packages/*/test/**/*.tensorflow.test.ts', '**/node_modules/**'],
     testTimeout: 120_000,
     hookTimeout: 600_000,
     pool: 'forks',

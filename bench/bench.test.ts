@@ -51,4 +51,14 @@ describe('pnpm bench', () => {
     expect(() => parseBenchOptions(['--threads', '0'], repoRoot)).toThrow(/--threads must be a positive integer/);
     expect(parseBenchOptions(['--only', 'swa,scan', '--peer'], repoRoot).sections).toEqual(['scan', 'swa', 'peer']);
   });
+
+  it('takes a list of backends: the sections run on the first, the peer table compares them all', () => {
+    const options = parseBenchOptions(['--backend', 'wasm,tensorflow'], repoRoot);
+    expect(options.backend).toBe('wasm');
+    expect(options.backends).toEqual(['wasm', 'tensorflow']);
+    expect(parseBenchOptions([], repoRoot).backends).toEqual(['wasm']);
+    expect(() => parseBenchOptions(['--backend', 'wasm,tensorfow'], repoRoot)).toThrow(
+      /--backend 'tensorfow' is not one of auto, tensorflow, webgpu, wasm, cpu/,
+    );
+  });
 });

@@ -11,7 +11,10 @@ const DEFAULT_SECTIONS: readonly SectionName[] = ['scan', 'train', 'swa', 'gener
 
 export interface BenchOptions {
   readonly sections: readonly SectionName[];
+  /** The backend every section runs on: the first of `backends`. */
   readonly backend: BackendRequest;
+  /** `--backend a,b`: the peer table also trains the reference hybrid on b (same run, threads, batch). */
+  readonly backends: readonly BackendRequest[];
   /** Adds the 256k-token generation marks (minutes per block). */
   readonly long: boolean;
   /** The smallest shapes of every section: proves the harness runs; its numbers mean nothing. */
@@ -29,7 +32,9 @@ export const USAGE = `usage: pnpm bench [options]
   --only <section>    run only these sections (repeatable or comma-separated): ${SECTION_NAMES.join(', ')}
   --peer              also run the PyTorch peer of the reference hybrid (needs torch)
   --long              add the 256k-token generation marks (several minutes per block)
-  --backend <name>    tfjs backend: ${BACKEND_NAMES.filter((name) => name !== 'auto').join(', ')} (default wasm)
+  --backend <name>    tfjs backend: ${BACKEND_NAMES.filter((name) => name !== 'auto').join(', ')} (default wasm);
+                      a list (wasm,tensorflow) runs every section on the first and adds the
+                      others' reference-hybrid rows to the peer table
   --threads <n>       threads for the fused scan kernels and the peer (default: INTERLEAVE_KERNEL_THREADS, else every core)
   --json <file>       also write every result, machine-readable
   --config <file>     the reference hybrid (default configs/bench-hybrid.yaml)
@@ -53,13 +58,11 @@ export function parseBenchOptions(argv: readonly string[], repoRoot: string): Be
     strict: true,
     allowPositionals: false,
   });
-  const backend = values.backend as BackendRequest;
-  if (!BACKEND_NAMES.includes(backend)) {
-    throw new InterleaveError(`--backend '${values.backend}' is not one of ${BACKEND_NAMES.join(', ')}`);
-  }
+  const backends = parseBackends(values.backend);
   return {
     sections: chooseSections(values.only, values.peer),
-    backend,
+    backend: backends[0] as BackendRequest,
+    backends,
     long: values.long,
     smoke: values.smoke,
     threads: parseThreads(values.threads),
@@ -67,6 +70,16 @@ export function parseBenchOptions(argv: readonly string[], repoRoot: string): Be
     config: resolve(repoRoot, values.config ?? 'configs/bench-hybrid.yaml'),
     python: values.python,
   };
+}
+
+function parseBackends(text: string): BackendRequest[] {
+  const names = [...new Set(text.split(',').map((name) => name.trim()))];
+  for (const name of names) {
+    if (!(BACKEND_NAMES as readonly string[]).includes(name)) {
+      throw new InterleaveError(`--backend '${name}' is not one of ${BACKEND_NAMES.join(', ')}`);
+    }
+  }
+  return names as BackendRequest[];
 }
 
 function chooseSections(only: readonly string[] | undefined, peer: boolean): SectionName[] {

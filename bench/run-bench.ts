@@ -37,6 +37,10 @@ export async function runBench(argv: readonly string[], repoRoot: string, output
   const options = parseBenchOptions(argv, repoRoot);
   // The fused kernels read this when they start their worker threads.
   process.env.INTERLEAVE_KERNEL_THREADS = String(options.threads);
+  // TensorFlow (the tensorflow backend) reads these when it starts, here and in every row's child
+  // process: its ops get the same threads as the kernels and the peer.
+  process.env.TF_NUM_INTRAOP_THREADS = String(options.threads);
+  process.env.TF_NUM_INTEROP_THREADS = '1';
   const backend = await selectBackend(options.backend, '--backend');
   const environment = describeEnvironment(backend, options.threads, argv);
   output.out.write(`${renderEnvironment(environment)}\n\n`);

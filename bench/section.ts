@@ -8,6 +8,8 @@ export interface HybridThroughput {
   readonly stepMs: number;
   readonly parameters: number;
   readonly peakRssBytes: number;
+  /** On webgpu, the GPU buffers' peak (null elsewhere). */
+  readonly peakGpuBytes: number | null;
   /** The batch it ran at: the config's, or less where that ran out of memory. */
   readonly batchSize: number;
 }

@@ -62,6 +62,10 @@ function describeFailure(
   if (message.startsWith('out of memory') || (backend === 'wasm' && heapExhausted.test(`${message}\n${stderr}`))) {
     return `out of memory: the wasm heap is capped at 4 GiB (${message.replace(/^out of memory: /, '')})`;
   }
+  // On webgpu the trainer throws the device's first error (core's webgpu-failures).
+  if (message.includes('GPUOutOfMemoryError')) {
+    return `out of memory: the GPU ran out (${message.replace(/^InterleaveError: /, '')})`;
+  }
   if (signal === 'SIGKILL') return `killed (SIGKILL: out of system memory?)`;
   return message;
 }

@@ -1,3 +1,4 @@
+import { resetWebgpuPeak, webgpuMemory } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import { PeakRss } from './memory.js';
 
@@ -18,6 +19,11 @@ export interface Measurement {
   readonly peakTensorBytes: number;
   /** The process's peak resident set over the whole measurement (warm-up included). */
   readonly peakRssBytes: number;
+  /**
+   * On webgpu, the most bytes held in GPU buffers over the whole measurement (tfjs's pooled
+   * buffers included: what the GPU actually gave); null on other backends.
+   */
+  readonly peakGpuBytes: number | null;
 }
 
 /** A run this slow needs no further warm-up, and its timed runs stop once they pass TIME_BUDGET_MS. */
@@ -33,6 +39,7 @@ const TIME_BUDGET_MS = 30_000;
  */
 export async function measure(run: () => Promise<void>, plan: RepeatPlan): Promise<Measurement> {
   const rss = PeakRss.start();
+  resetWebgpuPeak();
   const profiled = performance.now();
   const profile = await tf.profile(run);
   const slow = !plan.exact && performance.now() - profiled > SLOW_RUN_MS;
@@ -45,7 +52,13 @@ export async function measure(run: () => Promise<void>, plan: RepeatPlan): Promi
     await run();
     samplesMs.push(performance.now() - started);
   }
-  return { medianMs: median(samplesMs), samplesMs, peakTensorBytes: profile.peakBytes, peakRssBytes: rss.read() };
+  return {
+    medianMs: median(samplesMs),
+    samplesMs,
+    peakTensorBytes: profile.peakBytes,
+    peakRssBytes: rss.read(),
+    peakGpuBytes: webgpuMemory()?.peakBytes ?? null,
+  };
 }
 
 export function median(values: readonly number[]): number {

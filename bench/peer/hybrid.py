@@ -12,8 +12,11 @@ Module and parameter names follow Interleave's checkpoints (`layers.3.mixer.in_p
 so `check` loads an Interleave `model.safetensors` with `strict=True`.
 
 The Mamba mixer is python/interleave_reference/mamba.py, the one the export tests check our
-weights with; its selective scan is a loop over time (`--scan parallel`: a Hillis–Steele scan,
-for comparison).
+weights with; its selective scan is a loop over time (`--scan parallel`, also called `hillis-steele`; `loop` is also `sequential`:
+a Hillis–Steele scan, for comparison; on a CPU it does log2(L) times the work, on a GPU it is
+the fast one at small batches).
+`--device cuda` runs on the GPU in float32 with TF32 off (matmuls and cuDNN), as Interleave's
+webgpu backend computes, and reports the peak GPU memory (torch.cuda.max_memory_allocated).
 """
 
 import argparse
@@ -31,7 +34,7 @@ from torch import nn
 
 # The shared PyTorch blocks live in <repo>/python, importable however this script is started.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "python"))
-from interleave_reference.mamba import SCANS, Mamba  # noqa: E402
+from interleave_reference.mamba import Mamba  # noqa: E402
 
 
 # ---------------------------------------------------------------- blocks
@@ -51,6 +54,13 @@ class GatedMlp(nn.Module):
 
     def forward(self, x):
         return self.down_proj(self.activation(self.gate_proj(x)) * self.up_proj(x))
+
+
+# The scans by the names the command line accepts (`hillis-steele` and `sequential` name the
+# two formulations as the GPU benchmarks do).
+SCAN_CHOICES = {"loop": "loop", "sequential": "loop", "parallel": "parallel", "hillis-steele": "parallel"}
+# The other formulation, for `check`'s comparison of the two.
+OTHER_SCAN = {"loop": "parallel", "sequential": "parallel", "parallel": "loop", "hillis-steele": "loop"}
 
 
 def rotate(x, cos, sin):
@@ -120,7 +130,7 @@ def build_mixer(layer, d_model, scan):
             dt_min=config["dt_min"],
             dt_max=config["dt_max"],
             dt_init_floor=config["dt_init_floor"],
-            scan=scan,
+            scan=SCAN_CHOICES[scan],
         )
     if layer["block"] in ("swa", "attention"):
         return Attention(
@@ -192,7 +202,7 @@ def learning_rate_factor(step, train):
     return ratio + (1 - ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def random_batch(spec, generator):
+def random_batch(spec, generator, device):
     """MQAR-shaped batch: tokens, targets, and num_kv_pairs supervised positions per sequence.
     The peer times compute, which does not depend on what the tokens say."""
     batch, length, vocab = spec["batch_size"], spec["seq_len"], spec["model"]["vocab_size"]
@@ -201,11 +211,11 @@ def random_batch(spec, generator):
     mask = torch.zeros(batch, length)
     for row in range(batch):
         mask[row, torch.randperm(length, generator=generator)[: spec["num_kv_pairs"]]] = 1.0
-    return inputs, targets, mask
+    return inputs.to(device), targets.to(device), mask.to(device)
 
 
-def train_step(model, optimizer, scheduler, spec, generator):
-    inputs, targets, mask = random_batch(spec, generator)
+def train_step(model, optimizer, scheduler, spec, generator, device):
+    inputs, targets, mask = random_batch(spec, generator, device)
     logits = model(inputs)
     vocab = logits.shape[-1]
     per_position = F.cross_entropy(logits.view(-1, vocab), targets.view(-1), reduction="none")
@@ -226,7 +236,7 @@ def train_step(model, optimizer, scheduler, spec, generator):
 
 def command_train(spec, args):
     torch.manual_seed(spec["seed"])
-    model = LanguageModel(spec, args.scan)
+    model = LanguageModel(spec, args.scan).to(args.device)
     train = spec["train"]
     optimizer_config = train["optimizer"]
     optimizer = torch.optim.AdamW(
@@ -238,11 +248,12 @@ def command_train(spec, args):
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: learning_rate_factor(step, train))
     generator = torch.Generator().manual_seed(spec["seed"])
     for _ in range(args.warmup):
-        train_step(model, optimizer, scheduler, spec, generator)
+        train_step(model, optimizer, scheduler, spec, generator, args.device)
     samples = []
     for _ in range(args.repeats):
         started = time.perf_counter()
-        train_step(model, optimizer, scheduler, spec, generator)
+        train_step(model, optimizer, scheduler, spec, generator, args.device)
+        synchronize(args.device)
         samples.append((time.perf_counter() - started) * 1000)
     step_ms = statistics.median(samples)
     tokens = spec["batch_size"] * spec["seq_len"]
@@ -254,6 +265,7 @@ def command_train(spec, args):
             "tokens_per_step": tokens,
             "tokens_per_second": tokens / (step_ms / 1000),
             "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            **gpu_report(args.device),
         }
     )
 
@@ -268,12 +280,13 @@ def command_check(spec, args):
 
     model = LanguageModel(spec, args.scan)
     model.load_state_dict(load_file(args.weights), strict=True)
-    data = load_file(args.data)
+    model.to(args.device)
+    data = load_file(args.data, device=args.device)
     with torch.no_grad():
         logits = model(data["tokens"].long())
-        other = LanguageModel(spec, "parallel" if args.scan == "loop" else "loop")
+        other = LanguageModel(spec, OTHER_SCAN[args.scan])
         other.load_state_dict(model.state_dict(), strict=True)
-        other_logits = other(data["tokens"].long())
+        other_logits = other.to(args.device)(data["tokens"].long())
     report(
         {
             "parameters": sum(parameter.numel() for parameter in model.parameters()),
@@ -281,6 +294,32 @@ def command_check(spec, args):
             "max_abs_scan_difference": (logits - other_logits).abs().max().item(),
         }
     )
+
+
+def synchronize(device):
+    """A step's time includes the GPU's work: wait for it (loss.item() already does, mostly)."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+def gpu_report(device):
+    if not device.startswith("cuda"):
+        return {}
+    return {
+        "device": torch.cuda.get_device_name(device),
+        "peak_gpu_bytes": torch.cuda.max_memory_allocated(device),
+    }
+
+
+def use_device(device):
+    """float32 as Interleave computes it: no TF32 in matmuls or convolutions on the GPU."""
+    if not device.startswith("cuda"):
+        return
+    if not torch.cuda.is_available():
+        sys.exit(f"hybrid.py: --device {device}, but torch {torch.__version__} sees no CUDA GPU")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
 
 
 def report(result):
@@ -294,7 +333,8 @@ def main():
     parser.add_argument("command", choices=["train", "check"])
     parser.add_argument("--spec", required=True, help="the model and training settings, JSON (from peer.ts)")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--scan", choices=sorted(SCANS), default="loop")
+    parser.add_argument("--scan", choices=sorted(SCAN_CHOICES), default="loop")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda (cuda:N) for the GPU")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--weights", help="check: an Interleave model.safetensors")
@@ -302,6 +342,7 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
+    use_device(args.device)
     with open(args.spec, encoding="utf-8") as handle:
         spec = json.load(handle)
     if args.command == "train":

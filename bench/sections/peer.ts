@@ -7,10 +7,10 @@ import { capabilitiesOf, LanguageModel, SeededRandom, writeSafetensorsFile } fro
 import { type PreparedRun, prepareRun, writeModelWeights } from '@interleave/train';
 import * as tf from '@tensorflow/tfjs';
 import type { Job } from '../isolation/job.js';
-import { runIsolated } from '../isolation/run-isolated.js';
+import { failureCell, runIsolated } from '../isolation/run-isolated.js';
 import type { BenchTable, Row } from '../report/table.js';
 import type { HybridThroughput, Section, SectionContext } from '../section.js';
-import { hybridParams, measureHybrid } from './train.js';
+import { hybridParams, measureHybrid, type TrainRecord, toThroughput } from './train.js';
 
 const run = promisify(execFile);
 const PEER_SCRIPT = resolve(import.meta.dirname, '../peer/hybrid.py');
@@ -41,21 +41,49 @@ export const peerSection: Section = {
       const ours = context.shared.hybrid;
       // The peer trains at the batch our side could run (see measureHybrid).
       const params = hybridParams(context, ours?.batchSize);
+      const interleave: InterleaveRow[] = [
+        { backend: context.backend.name, detail: context.backend.detail, ...(ours ? { throughput: ours } : {}) },
+      ];
+      for (const backend of context.options.backends.slice(1)) {
+        context.progress(`peer: the reference hybrid on ${backend}, batch ${ours?.batchSize ?? '?'}`);
+        const run = await runIsolated<TrainRecord>('train.model', params, backend);
+        const record = run.records[0];
+        interleave.push({
+          backend,
+          detail: backend,
+          ...(record ? { throughput: toThroughput(record) } : {}),
+          ...(run.failure ? { failure: run.failure } : {}),
+        });
+      }
       const prepared = await prepareRun(params.configFile, params.overrides);
       const specFile = join(work, 'spec.json');
       writeFileSync(specFile, JSON.stringify(peerSpec(prepared)));
-      const threadCounts = [...new Set([context.options.threads, 1])];
-      const peers: Array<{ threads: number; result?: PeerTrainResult; failure?: string }> = [];
-      for (const threads of threadCounts) {
-        context.progress(`peer: PyTorch training, ${threads} thread${threads === 1 ? '' : 's'}`);
-        peers.push({ threads, ...(await peerTrain(python.path, specFile, threads, params.plan)) });
+      const peers: PeerRun[] = [];
+      for (const variant of peerVariants(context)) {
+        context.progress(`peer: PyTorch training, ${variant.describe}`);
+        peers.push({ ...variant, ...(await peerTrain(python.path, specFile, variant.args, params.plan)) });
       }
-      return [resultTable(context, prepared, ours, peers, check, python.version)];
+      return [resultTable(context, prepared, interleave, peers, check, python.version)];
     } finally {
       rmSync(work, { recursive: true, force: true });
     }
   },
 };
+
+/** The reference hybrid trained by Interleave on one backend. */
+interface InterleaveRow {
+  readonly backend: string;
+  readonly detail: string;
+  readonly throughput?: Omit<HybridThroughput, 'batchSize'>;
+  readonly failure?: string;
+}
+
+/** The threads each side computes with: tfjs-wasm's ops are single-threaded in Node. */
+function threadsOf(backend: string, threads: number): string {
+  if (backend === 'wasm') return `tfjs 1 + scan kernels ${threads}`;
+  if (backend === 'tensorflow') return `TensorFlow ${threads} + scan kernels ${threads}`;
+  return `tfjs ? + scan kernels ${threads}`;
+}
 
 interface PeerTrainResult {
   parameters: number;
@@ -63,8 +91,44 @@ interface PeerTrainResult {
   tokens_per_second: number;
   tokens_per_step: number;
   peak_rss_bytes: number;
+  /** With --device cuda: torch.cuda.max_memory_allocated. */
+  peak_gpu_bytes?: number;
   torch: string;
   threads: number;
+}
+
+/** One way the peer is run: on the CPU at some threads, or on the GPU with one scan. */
+interface PeerVariant {
+  readonly threads: string;
+  readonly scan: string;
+  readonly device: 'cpu' | 'cuda';
+  readonly args: readonly string[];
+  readonly describe: string;
+}
+type PeerRun = PeerVariant & { result?: PeerTrainResult; failure?: string };
+
+/**
+ * Against webgpu, the peer runs on the GPU (CUDA, fp32, TF32 off) with both of its scans, and
+ * the ratio that counts is against the faster; on the CPU backends it gets our thread count
+ * (and, for reference, 1) with the loop scan.
+ */
+function peerVariants(context: SectionContext): PeerVariant[] {
+  if (context.backend.name === 'webgpu') {
+    return ['hillis-steele', 'sequential'].map((scan) => ({
+      threads: 'GPU',
+      scan,
+      device: 'cuda' as const,
+      args: ['--device', 'cuda', '--scan', scan, '--threads', '1'],
+      describe: `GPU (cuda), ${scan} scan`,
+    }));
+  }
+  return [...new Set([context.options.threads, 1])].map((threads) => ({
+    threads: String(threads),
+    scan: 'loop',
+    device: 'cpu' as const,
+    args: ['--threads', String(threads)],
+    describe: `${threads} thread${threads === 1 ? '' : 's'}`,
+  }));
 }
 
 interface PeerCheckResult {
@@ -137,13 +201,17 @@ async function runPeer<Result>(python: string, args: string[]): Promise<{ result
   }
 }
 
-function peerTrain(python: string, specFile: string, threads: number, plan: { warmup: number; repeats: number }) {
+function peerTrain(
+  python: string,
+  specFile: string,
+  args: readonly string[],
+  plan: { warmup: number; repeats: number },
+) {
   return runPeer<PeerTrainResult>(python, [
     'train',
     '--spec',
     specFile,
-    '--threads',
-    String(threads),
+    ...args,
     '--warmup',
     String(plan.warmup),
     '--repeats',
@@ -244,31 +312,52 @@ function skippedTable(line: string): BenchTable {
 function resultTable(
   context: SectionContext,
   prepared: PreparedRun,
-  ours: HybridThroughput | undefined,
-  peers: Array<{ threads: number; result?: PeerTrainResult; failure?: string }>,
+  interleave: readonly InterleaveRow[],
+  peers: readonly PeerRun[],
   check: { result?: PeerCheckResult; failure?: string; ourParameters?: number },
   torchVersion: string,
 ): BenchTable {
+  const ours = interleave[0]?.throughput;
+  // One ratio column per peer run: its threads on the CPU, its scan on the GPU.
+  const peerLabel = (peer: PeerRun) =>
+    peer.device === 'cuda'
+      ? `the GPU peer's ${peer.scan} scan`
+      : `peer at ${peer.threads} thread${peer.threads === '1' ? '' : 's'}`;
+  const ratioKey = (index: number) => `versusPeer${index}`;
   const rows: Row[] = [
-    {
-      implementation: `Interleave, tfjs ${context.backend.detail}`,
-      threads: `tfjs ${context.backend.name === 'wasm' ? 1 : '?'} + scan kernels ${context.options.threads}`,
-      parameters: ours?.parameters ?? null,
-      stepMs: ours?.stepMs ?? 'failed',
-      tokensPerSecond: ours?.tokensPerSecond ?? null,
-      ratio: null,
-      peakRssBytes: ours?.peakRssBytes ?? null,
-    },
-    ...peers.map(({ threads, result, failure }) => ({
-      implementation: `PyTorch ${torchVersion} peer, eager, loop scan`,
-      threads: String(threads),
+    ...interleave.map(({ backend, detail, throughput, failure }) => ({
+      implementation: `Interleave, tfjs ${detail}`,
+      threads: threadsOf(backend, context.options.threads),
+      parameters: throughput?.parameters ?? null,
+      stepMs: throughput?.stepMs ?? failureCell(failure) ?? 'failed',
+      tokensPerSecond: throughput?.tokensPerSecond ?? null,
+      ...Object.fromEntries(
+        peers.map(({ result }, index) => [
+          ratioKey(index),
+          result && throughput ? throughput.tokensPerSecond / result.tokens_per_second : null,
+        ]),
+      ),
+      peakRssBytes: throughput?.peakRssBytes ?? null,
+      peakGpuBytes: throughput?.peakGpuBytes ?? null,
+    })),
+    ...peers.map(({ threads, scan, device, result, failure }) => ({
+      implementation: `PyTorch ${torchVersion} peer, eager, ${scan} scan${device === 'cuda' ? ', CUDA fp32 (TF32 off)' : ''}`,
+      threads,
       parameters: result?.parameters ?? null,
       stepMs: result?.step_ms ?? (failure ? 'failed' : null),
       tokensPerSecond: result?.tokens_per_second ?? null,
-      ratio: result && ours ? ours.tokensPerSecond / result.tokens_per_second : null,
       peakRssBytes: result?.peak_rss_bytes ?? null,
+      peakGpuBytes: result?.peak_gpu_bytes ?? null,
     })),
   ];
+  const onGpu = peers.some((peer) => peer.device === 'cuda');
+  const fastest = peers
+    .filter((peer) => peer.result)
+    .sort((a, b) => (b.result?.tokens_per_second ?? 0) - (a.result?.tokens_per_second ?? 0))[0];
+  const fastestLine =
+    onGpu && fastest?.result && ours
+      ? `Against the peer's faster scan on the GPU (${fastest.scan}, ${Math.round(fastest.result.tokens_per_second).toLocaleString('en-US')} tokens/s): Interleave is ${(ours.tokensPerSecond / fastest.result.tokens_per_second).toFixed(2)}×.`
+      : undefined;
   const peerParameters = peers.find((peer) => peer.result)?.result?.parameters;
   const parameterLine =
     ours && peerParameters !== undefined
@@ -290,17 +379,26 @@ function resultTable(
       { key: 'parameters', header: 'parameters', kind: 'int' },
       { key: 'stepMs', header: 'step ms', kind: 'ms' },
       { key: 'tokensPerSecond', header: 'tokens/s', kind: 'rate' },
-      { key: 'ratio', header: 'Interleave ÷ peer × (tokens/s)', kind: 'ratio' },
+      ...peers.map((peer, index) => ({
+        key: ratioKey(index),
+        header: `÷ ${peerLabel(peer)} × (tokens/s)`,
+        kind: 'ratio' as const,
+      })),
       { key: 'peakRssBytes', header: 'peak RSS MiB', kind: 'mib' },
+      ...(onGpu ? [{ key: 'peakGpuBytes', header: 'peak GPU MiB', kind: 'mib' as const }] : []),
     ],
     rows,
     notes: [
       `Both train the reference hybrid (${prepared.layers.length} layers, d_model ${config.model.d_model}, vocabulary ${config.model.vocab_size}) on batch ${config.train.batch_size} × ${task.seq_len} tokens: forward, masked cross-entropy, backward, global-norm clipping, AdamW, loss read back; median step over ${hybridParams(context).plan.repeats} steps after ${hybridParams(context).plan.warmup} warm-up steps. The peer draws random MQAR-shaped batches (compute does not depend on the tokens).`,
-      "The peer: bench/peer/hybrid.py — nn.Linear/Conv1d/RMSNorm, F.scaled_dot_product_attention with the window as a boolean mask, the selective scan as a loop over time (as mamba's selective_scan_ref), torch.optim.AdamW with default settings.",
-      `Threads: tfjs-wasm runs its ops on 1 thread in Node; the fused scan kernels use ${context.options.threads} (INTERLEAVE_KERNEL_THREADS). The peer gets torch.set_num_threads(${context.options.threads})${context.options.threads > 1 ? ', and for reference 1' : ''}, with OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY ?? 'PASSIVE'}.`,
+      `The peer: bench/peer/hybrid.py — nn.Linear/Conv1d/RMSNorm, F.scaled_dot_product_attention with the window as a boolean mask, the selective scan ${onGpu ? 'as a Hillis–Steele scan and as a loop over time (one row each)' : "as a loop over time (as mamba's selective_scan_ref)"}, torch.optim.AdamW with default settings.`,
+      ...(fastestLine ? [fastestLine] : []),
+      onGpu
+        ? 'On the GPU: Interleave on webgpu (Dawn, Vulkan); the peer on CUDA in float32 with TF32 off. Peak GPU memory: the GPU buffers Interleave held (tfjs pools included), torch.cuda.max_memory_allocated for the peer.'
+        : `Threads: tfjs-wasm runs its ops on 1 thread in Node; TensorFlow runs its ops on ${context.options.threads} (TF_NUM_INTRAOP_THREADS); the fused scan kernels use ${context.options.threads} (INTERLEAVE_KERNEL_THREADS). The peer gets torch.set_num_threads(${context.options.threads})${context.options.threads > 1 ? ', and for reference 1' : ''}, with OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY ?? 'PASSIVE'}.`,
       parameterLine,
       checkLine,
-      ...peers.filter((peer) => peer.failure).map((peer) => `Peer at ${peer.threads} threads failed: ${peer.failure}.`),
+      ...interleave.filter((row) => row.failure).map((row) => `Interleave on ${row.backend} failed: ${row.failure}.`),
+      ...peers.filter((peer) => peer.failure).map((peer) => `Peer (${peer.describe}) failed: ${peer.failure}.`),
     ],
   };
 }

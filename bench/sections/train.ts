@@ -87,13 +87,14 @@ export async function measureHybrid(context: SectionContext): Promise<HybridAtte
   return attempts;
 }
 
-function toThroughput(record: TrainRecord): Omit<HybridThroughput, 'batchSize'> {
+export function toThroughput(record: TrainRecord): Omit<HybridThroughput, 'batchSize'> {
   const seconds = record.measurement.medianMs / 1000;
   return {
     tokensPerSecond: record.tokensPerStep / seconds,
     stepMs: record.measurement.medianMs,
     parameters: record.parameters,
     peakRssBytes: record.measurement.peakRssBytes,
+    peakGpuBytes: record.measurement.peakGpuBytes,
   };
 }
 
@@ -147,6 +148,7 @@ export const trainSection: Section = {
         perLayerMs: perLayer,
         peakTensorBytes: record.measurement.peakTensorBytes,
         peakRssBytes: record.measurement.peakRssBytes,
+        peakGpuBytes: record.measurement.peakGpuBytes,
       };
     });
     const failures = results.filter((result) => result.failure).map((result) => `${result.label}: ${result.failure}.`);
@@ -165,6 +167,9 @@ export const trainSection: Section = {
           { key: 'perLayerMs', header: 'ms per layer ((step − no-mixer step) ÷ layers)', kind: 'ms' },
           { key: 'peakTensorBytes', header: 'peak tensors MiB', kind: 'mib' },
           { key: 'peakRssBytes', header: 'peak RSS MiB', kind: 'mib' },
+          ...(context.backend.name === 'webgpu'
+            ? [{ key: 'peakGpuBytes', header: 'peak GPU MiB (buffers held)', kind: 'mib' as const }]
+            : []),
         ],
         rows,
         notes: [

@@ -12,6 +12,7 @@
  */
 import {
   type BlockDefinition,
+  float32State,
   linearFlops,
   type Mixer,
   matmul,
@@ -67,6 +68,8 @@ export const tokenShiftBlock: BlockDefinition<TokenShiftConfig> = {
       scaleFlops(linearFlops(dModel, dModel), 2), // W_cur·x_t, W_prev·x_{t−1}
       pointwiseFlops(dModel), // their sum
     ),
+  // The state is the previous token's input: d_model float32 numbers.
+  stateBytes: (_config, { dModel }) => float32State(dModel),
 };
 
 const register: Plugin = (api) => api.registerBlock(tokenShiftBlock);

@@ -5,6 +5,7 @@ import {
   type FlopCount,
   type FlopShape,
   fanInUniformInit,
+  float32State,
   InterleaveError,
   linearFlops,
   type Mixer,
@@ -12,6 +13,8 @@ import {
   matmul,
   pointwiseFlops,
   SOFTMAX_OPS_PER_ENTRY,
+  type StateShape,
+  type StateSize,
   scaleFlops,
   sumFlops,
 } from '@interleave/core';
@@ -32,6 +35,12 @@ const sharedKeys = {
   /** Key/value heads; 1 = multi-query. Defaults to `heads`. */
   kv_heads: z.number().int().positive().optional(),
   rope_base: z.number().positive().default(10000),
+  /**
+   * `rope` (default): rotary positions on queries and keys. `none`: no positions in the block,
+   * for models that add learned absolute positions to the embeddings
+   * (`model.max_position_embeddings`), as Zoology's attention baseline does.
+   */
+  positions: z.enum(['rope', 'none']).default('rope'),
 };
 
 export const slidingWindowSchema = z.strictObject({
@@ -74,7 +83,8 @@ class AttentionMixer implements Mixer<AttentionState> {
       throw new InterleaveError(`kv_heads (${this.kvHeads}) must divide heads (${this.heads})`);
     }
     this.headDim = dModel / this.heads;
-    if (this.headDim % 2 !== 0) throw new InterleaveError(`RoPE needs an even head size, got ${this.headDim}`);
+    if (config.positions === 'rope' && this.headDim % 2 !== 0)
+      throw new InterleaveError(`RoPE needs an even head size, got ${this.headDim}`);
     const init = fanInUniformInit(dModel);
     this.qProj = params.create('q_proj.weight', [this.heads * this.headDim, dModel], init);
     this.kProj = params.create('k_proj.weight', [this.kvHeads * this.headDim, dModel], init);
@@ -95,8 +105,8 @@ class AttentionMixer implements Mixer<AttentionState> {
         linear(x, w).reshape([batch, length, n, headDim]).transpose([0, 2, 1, 3]) as tf.Tensor4D;
       const base = this.config.rope_base;
       // RoPE at each token's absolute position, before any blocking.
-      const queries = applyRotary(split(this.qProj, heads), 0, base).mul(1 / Math.sqrt(headDim)) as tf.Tensor4D;
-      const keys = applyRotary(split(this.kProj, kvHeads), 0, base);
+      const queries = this.rotate(split(this.qProj, heads), 0, base).mul(1 / Math.sqrt(headDim)) as tf.Tensor4D;
+      const keys = this.rotate(split(this.kProj, kvHeads), 0, base);
       const values = split(this.vProj, kvHeads);
       const mixed = causalAttention({ queries, keys, values }, this.config.window, path);
       return linear(mixed, this.oProj);
@@ -119,10 +129,10 @@ class AttentionMixer implements Mixer<AttentionState> {
       const { position } = state;
       const project = (w: tf.Variable, n: number) => linear(x, w).reshape([batch, n, 1, headDim]) as tf.Tensor4D;
       const base = this.config.rope_base;
-      const q = applyRotary(project(this.qProj, heads), position, base)
+      const q = this.rotate(project(this.qProj, heads), position, base)
         .reshape([batch, kvHeads, group, headDim])
         .mul(1 / Math.sqrt(headDim));
-      const k = applyRotary(project(this.kProj, kvHeads), position, base);
+      const k = this.rotate(project(this.kProj, kvHeads), position, base);
       const v = project(this.vProj, kvHeads);
       const { keys, values, visible } = this.remember(state, k, v);
       const scores = matmul(q, keys, false, true); // [B, kv_heads, group, S]
@@ -130,6 +140,11 @@ class AttentionMixer implements Mixer<AttentionState> {
       const mixed = matmul(weights, values).reshape([batch, heads * headDim]) as tf.Tensor2D;
       return { y: linear(mixed, this.oProj), state: { keys, values, position: position + 1 } };
     });
+  }
+
+  /** RoPE from `start` on, or the identity with `positions: none`. */
+  private rotate(x: tf.Tensor4D, start: number, base: number): tf.Tensor4D {
+    return this.config.positions === 'rope' ? applyRotary(x, start, base) : x;
   }
 
   /** Adds this token's key/value to the cache; returns the cache and its additive visibility mask. */
@@ -170,6 +185,7 @@ function attentionFlops(config: AttentionConfig, { dModel, seqLen }: FlopShape):
   const kvHeads = config.kv_heads ?? heads;
   const headDim = dModel / heads;
   const keys = averageVisibleKeys(seqLen, config.window);
+  const rotated = config.positions === 'rope' ? heads + kvHeads : 0;
   const perHead = sumFlops(
     linearFlops(headDim, keys), // scores q·k for each visible key
     pointwiseFlops(SOFTMAX_OPS_PER_ENTRY * keys),
@@ -178,10 +194,20 @@ function attentionFlops(config: AttentionConfig, { dModel, seqLen }: FlopShape):
   return sumFlops(
     linearFlops(dModel, heads * headDim), // q_proj
     scaleFlops(linearFlops(dModel, kvHeads * headDim), 2), // k_proj, v_proj
-    pointwiseFlops(ROTARY_OPS * (heads + kvHeads) * headDim + heads * headDim), // RoPE, 1/√d
+    pointwiseFlops(ROTARY_OPS * rotated * headDim + heads * headDim), // RoPE, 1/√d
     scaleFlops(perHead, heads),
     linearFlops(heads * headDim, dModel), // o_proj
   );
+}
+
+/**
+ * Keys and values of kv_heads·head_dim each: a ring buffer of `window` slots (allocated whole
+ * from the first token), or, for full attention, one per token seen, so it grows with length.
+ */
+function attentionStateBytes(config: AttentionConfig, { dModel, length }: StateShape): StateSize {
+  const kvWidth = (config.kv_heads ?? config.heads) * (dModel / config.heads);
+  const slots = config.window ?? length;
+  return float32State(2 * kvWidth * slots, config.window === null);
 }
 
 export const slidingWindowAttentionBlock: BlockDefinition<AttentionConfig> = {
@@ -190,6 +216,7 @@ export const slidingWindowAttentionBlock: BlockDefinition<AttentionConfig> = {
   schema: slidingWindowSchema,
   create: (context, config) => new AttentionMixer(context, config),
   flops: attentionFlops,
+  stateBytes: attentionStateBytes,
 };
 
 export const fullAttentionBlock: BlockDefinition<z.infer<typeof fullAttentionSchema>> = {
@@ -198,6 +225,7 @@ export const fullAttentionBlock: BlockDefinition<z.infer<typeof fullAttentionSch
   schema: fullAttentionSchema,
   create: (context, config) => new AttentionMixer(context, { ...config, window: null }),
   flops: (config, shape) => attentionFlops({ ...config, window: null }, shape),
+  stateBytes: (config, shape) => attentionStateBytes({ ...config, window: null }, shape),
 };
 
 /**

@@ -5,11 +5,14 @@ import {
   type FlopCount,
   type FlopShape,
   fanInUniformInit,
+  float32State,
   InterleaveError,
   linearFlops,
   type Mixer,
   type MixerState,
   pointwiseFlops,
+  type StateShape,
+  type StateSize,
   scaleFlops,
   sumFlops,
 } from '@interleave/core';
@@ -254,10 +257,20 @@ function hyenaFlops(config: HyenaConfig, { dModel, seqLen }: FlopShape): FlopCou
   );
 }
 
+/**
+ * The short conv's window ((K − 1)·(N + 1)·D) and, per long-convolution stage, every input it
+ * has seen (t·D each): it grows with the sequence, as a convolution over the whole prefix must.
+ */
+function hyenaStateBytes(config: HyenaConfig, { dModel, length }: StateShape): StateSize {
+  const window = (config.short_filter_order - 1) * (config.order + 1) * dModel;
+  return float32State(window + (config.order - 1) * dModel * length, true);
+}
+
 export const hyenaBlock: BlockDefinition<HyenaConfig> = {
   name: 'hyena',
   description: 'Hyena operator: gated implicit long convolutions (Poli et al. 2023)',
   schema: hyenaSchema,
   create: (context, config) => new HyenaMixer(context, config),
   flops: hyenaFlops,
+  stateBytes: hyenaStateBytes,
 };

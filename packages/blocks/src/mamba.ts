@@ -7,11 +7,13 @@ import {
   type FlopCount,
   type FlopShape,
   fanInUniformInit,
+  float32State,
   type Initializer,
   indexedInit,
   linearFlops,
   type Mixer,
   type MixerState,
+  type ModelDepth,
   pointwiseFlops,
   sumFlops,
   uniformInit,
@@ -56,6 +58,16 @@ function dtBiasInit(config: MambaConfig): Initializer {
     });
 }
 
+/**
+ * PyTorch's default Linear init, U(±1/√d_inner); in a model with `depth_scaled_init`, divided by
+ * √(residual branches) as mamba_ssm's `_init_weights(rescale_prenorm_residual=True)` does
+ * (n_residuals_per_layer · n_layer: one branch per mixer, one more per MLP).
+ */
+function outProjInit(dInner: number, depth: ModelDepth | undefined): Initializer {
+  const bound = 1 / Math.sqrt(dInner) / Math.sqrt(depth?.residualBranches ?? 1);
+  return uniformInit(-bound, bound);
+}
+
 class MambaMixer implements Mixer<MambaState> {
   private readonly dInner: number;
   private readonly dtRank: number;
@@ -92,7 +104,7 @@ class MambaMixer implements Mixer<MambaState> {
       { decay: false },
     );
     this.skip = params.create('D', [dInner], constantInit(1), { decay: false });
-    this.outProj = params.create('out_proj.weight', [dModel, dInner], fanInUniformInit(dInner));
+    this.outProj = params.create('out_proj.weight', [dModel, dInner], outProjInit(dInner, context.depth));
   }
 
   forward(u: tf.Tensor3D): tf.Tensor3D {
@@ -199,4 +211,6 @@ export const mambaBlock: BlockDefinition<MambaConfig> = {
   schema: mambaSchema,
   create: (context, config) => new MambaMixer(context, config),
   flops: mambaFlops,
+  // The conv window (d_conv − 1 inputs) and h: 4·d_inner·(d_state + d_conv − 1) bytes.
+  stateBytes: (config, { dModel }) => float32State(config.expand * dModel * (config.d_state + config.d_conv - 1)),
 };

@@ -6,6 +6,7 @@ import {
   depthwiseConvFlops,
   type FlopCount,
   type FlopShape,
+  float32State,
   type Initializer,
   InterleaveError,
   linearFlops,
@@ -25,9 +26,12 @@ import { linear } from './ops/linear.js';
 import { linearRecurrence, type RecurrenceImplementation } from './scan/linear-recurrence.js';
 
 /**
- * Griffin's recurrent block with the RG-LRU (docs/design.md#rg-lru; De et al. 2024), registered
- * as `rglru`. Parameter names, layouts and initialisation follow google-deepmind/recurrentgemma's
- * `RecurrentBlock`:
+ * Griffin's recurrent block with the RG-LRU (docs/design.md#rg-lru; De et al. 2024, "Griffin"), registered
+ * as `rglru`. Parameters and initialisation after google-deepmind/recurrentgemma's PyTorch
+ * `RecurrentBlock`, in PyTorch's own layouts: the convolution is a depthwise Conv1d weight
+ * [d_rnn, 1, K] where recurrentgemma's `Conv1D.w` is [K, d_rnn], and the gates are flat
+ * `rg_lru.a_gate_weight` where recurrentgemma nests `rg_lru.a_gate.w`. `interleave export
+ * --layout recurrentgemma` writes (and import reads) recurrentgemma's exact names and layouts. Ours:
  *
  *   linear_y.weight [d_rnn, D], linear_y.bias       gate branch, GeLU
  *   linear_x.weight [d_rnn, D], linear_x.bias       recurrent branch
@@ -52,9 +56,10 @@ import { linearRecurrence, type RecurrenceImplementation } from './scan/linear-r
  * - Biases on every projection and gate, initialised to 0; weights ~ N(0, 1/fan_in) (conv:
  *   N(0, 0.01/conv_width)). The exact (erf) GeLU of ops/activations.ts, where the reference uses
  *   the tanh approximation.
- * Where the paper is explicit it wins: Λ is drawn so that a^c (the decay at r_t = 1) is uniform in
- * [a_min, a_max] = [0.9, 0.999], as the Griffin paper says; the reference code instead draws
- * a itself with a² uniform in [0.81, 0.998].
+ * - Λ as the reference code draws it (`a_init: recurrentgemma`): a² uniform in [0.81, 0.998];
+ *   the Griffin paper's wording, a^c uniform in [0.9, 0.999], is `a_init: griffin_paper`.
+ * - linear_out ~ N(0, 1/d_rnn), or N(0, 2/(num_layers · d_rnn)) in a model with
+ *   `depth_scaled_init` (recurrentgemma's `final_w_init_variance_scale = 2 / num_layers`).
  */
 export const rglruSchema = z
   .strictObject({
@@ -68,7 +73,14 @@ export const rglruSchema = z
     conv_width: z.number().int().positive().default(4),
     /** The constant c of log a_t = −c · r_t · softplus(−Λ). */
     c: z.number().positive().default(8),
-    /** a^c is drawn uniformly from [a_min, a_max] at initialisation. */
+    /**
+     * How Λ (a_param) is drawn, both over [a_min, a_max]:
+     * - `recurrentgemma` (default): the reference code's `rnn_param_init`: the base a with a²
+     *   uniform in [a_min², a_max²] ("uniform on a ring"), so a^c at a fully open gate lies in
+     *   [0.43, 0.992] and at init (r ≈ 0.5) the median half-life is ~3.4 tokens;
+     * - `griffin_paper`: the paper's wording, a^c uniform in [a_min, a_max] (median half-life ~27).
+     */
+    a_init: z.enum(['recurrentgemma', 'griffin_paper']).default('recurrentgemma'),
     a_min: z.number().gt(0).lt(1).default(0.9),
     a_max: z.number().gt(0).lt(1).default(0.999),
   })
@@ -99,14 +111,20 @@ export function resolveRnnWidth(config: RglruConfig, dModel: number): { dRnn: nu
   return { dRnn, heads };
 }
 
-/** a_param such that a^c = exp(−c · softplus(a_param)) ~ U(a_min, a_max) (docs/design.md#rg-lru). */
+/** recurrentgemma's `rnn_param_init` adds this inside the uniform draw of a². */
+const RING_INIT_EPS = 1e-8;
+
+/**
+ * a_param, stored so that softplus(a_param) = −log a (a = the decay at r_t = 1/c). With
+ * `recurrentgemma`, a² ~ U(a_min², a_max²); with `griffin_paper`, a^c ~ U(a_min, a_max).
+ */
 function decayParameterInit(config: RglruConfig): Initializer {
+  const minusLogA =
+    config.a_init === 'recurrentgemma'
+      ? (u: number) => -0.5 * Math.log(config.a_min ** 2 + RING_INIT_EPS + u * (config.a_max ** 2 - config.a_min ** 2))
+      : (u: number) => -Math.log(config.a_min + u * (config.a_max - config.a_min)) / config.c;
   return (rng, shape) =>
-    Float32Array.from({ length: shape[0] as number }, () => {
-      const decayAtFullGate = rng.uniform(config.a_min, config.a_max); // a^c
-      const softplusValue = -Math.log(decayAtFullGate) / config.c; // −log a
-      return Math.log(Math.expm1(softplusValue)); // inverse softplus
-    });
+    Float32Array.from({ length: shape[0] as number }, () => Math.log(Math.expm1(minusLogA(rng.next())))); // inverse softplus
 }
 
 /** sqrt whose derivative 1/(2√v) is capped at MAX_SQRT_GRADIENT, as in recurrentgemma. */
@@ -213,7 +231,9 @@ class RglruMixer implements Mixer<RglruState> {
       params.create(`rg_lru.${name}_bias`, [heads, blockWidth], zeros, { decay: false }),
     );
     this.aParam = params.create('rg_lru.a_param', [dRnn], decayParameterInit(config), { decay: false });
-    this.outWeight = params.create('linear_out.weight', [dModel, dRnn], normalInit(Math.sqrt(1 / dRnn)));
+    // recurrentgemma: variance final_w_init_variance_scale / d_rnn, the scale 2 / num_layers in a model.
+    const outVarianceScale = context.depth === undefined ? 1 : 2 / context.depth.layers;
+    this.outWeight = params.create('linear_out.weight', [dModel, dRnn], normalInit(Math.sqrt(outVarianceScale / dRnn)));
     this.outBias = params.create('linear_out.bias', [dModel], zeros);
   }
 
@@ -344,4 +364,6 @@ export const rglruBlock: BlockDefinition<RglruConfig> = {
   schema: rglruSchema,
   create: (context, config) => new RglruMixer(context, config),
   flops: rglruFlops,
+  // h (d_rnn) and the conv window (conv_width − 1 inputs of d_rnn): 4·d_rnn·conv_width bytes.
+  stateBytes: (config, { dModel }) => float32State(resolveRnnWidth(config, dModel).dRnn * config.conv_width),
 };

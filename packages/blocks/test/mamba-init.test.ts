@@ -79,4 +79,28 @@ describe('mamba initialisation (docs/design.md#mamba)', () => {
     expect(variance).toBeGreaterThan((bound ** 2 / 3) * 0.75);
     expect(variance).toBeLessThan((bound ** 2 / 3) * 1.25);
   });
+
+  it('draws out_proj from U(±1/√d_inner), divided by √(residual branches) in a depth-scaled model', () => {
+    const dInner = 2 * dModel;
+    const bound = 1 / Math.sqrt(dInner);
+    const plain = [...parameters.get('out_proj.weight')!.values].map(Math.abs);
+    expect(Math.max(...plain)).toBeLessThanOrEqual(bound);
+    expect(Math.max(...plain)).toBeGreaterThan(0.98 * bound);
+    const store = new ParameterStore(new SeededRandom(7));
+    mambaBlock.create(
+      {
+        dModel,
+        params: store.root().scope('mixer'),
+        rng: new SeededRandom(8),
+        backend: capabilitiesOf('cpu'),
+        depth: { layers: 4, residualBranches: 4 },
+      },
+      mambaBlock.schema.parse({}),
+    );
+    const scaled = [...(store.get('mixer.out_proj.weight')!.variable.dataSync() as Float32Array)].map(Math.abs);
+    store.dispose();
+    // mamba_ssm: kaiming_uniform_(a=√5) = U(±1/√fan_in), then p /= √(n_residuals_per_layer · n_layer) = √4.
+    expect(Math.max(...scaled)).toBeLessThanOrEqual(bound / 2);
+    expect(Math.max(...scaled)).toBeGreaterThan(0.98 * (bound / 2));
+  });
 });

@@ -11,6 +11,7 @@ export {
 } from './evaluations/induction-extrapolation.js';
 export { lastPredictionsByStep, maskedAccuracyByForward, stateBytes } from './evaluations/model-predictions.js';
 export { type MqarGridConfig, mqarGridEvaluation, mqarGridSchema } from './evaluations/mqar-grid.js';
+export { wilsonInterval } from './evaluations/wilson-interval.js';
 export * from './report/index.js';
 export * from './scaling/index.js';
 export { EpochOrder } from './tasks/epoch-order.js';

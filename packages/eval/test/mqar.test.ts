@@ -85,7 +85,8 @@ describe('mqar schema', () => {
       num_kv_pairs: 8,
       train_examples: 100_000,
       test_examples: 1000,
-      power_a: 0.01,
+      train_power_a: 0.01,
+      test_power_a: 0.01,
       random_non_queries: true,
     });
   });
@@ -116,7 +117,15 @@ describe('mqar schema', () => {
       mqarSchema.safeParse(keys).error?.issues.map((issue) => issue.path);
     expect(paths({ seq_len: 64, num_kv_pairs: 0 })).toEqual([['num_kv_pairs']]);
     expect(paths({ seq_len: 64, num_kv_pairs: 8, train_examples: 1.5 })).toEqual([['train_examples']]);
-    expect(paths({ seq_len: 64, num_kv_pairs: 8, power_a: 0 })).toEqual([['power_a']]);
+    expect(paths({ seq_len: 64, num_kv_pairs: 8, train_power_a: 0 })).toEqual([['train_power_a']]);
+    expect(paths({ seq_len: 64, num_kv_pairs: 8, test_power_a: -1 })).toEqual([['test_power_a']]);
+  });
+
+  it('turns the old power_a key into one message that says how to migrate', () => {
+    const issues = mqarSchema.safeParse({ seq_len: 64, num_kv_pairs: 8, power_a: 0.01 }).error?.issues;
+    expect(issues).toHaveLength(1);
+    expect(issues?.[0]?.path).toEqual(['power_a']);
+    expect(issues?.[0]?.message).toMatch(/split into train_power_a and test_power_a/);
   });
 });
 
@@ -245,7 +254,7 @@ describe('mqar query gaps', () => {
   const examples = 4000;
 
   function slotsOfKeys(powerA: number): number[][] {
-    const task = mqar({ seq_len: seqLen, num_kv_pairs: numKvPairs, power_a: powerA, test_examples: examples });
+    const task = mqar({ seq_len: seqLen, num_kv_pairs: numKvPairs, test_power_a: powerA, test_examples: examples });
     return [...rows(task.testBatches(500))].map((example) => querySlotsByKeyOrder(example, numKvPairs));
   }
 
@@ -279,6 +288,26 @@ describe('mqar query gaps', () => {
     expect(firstQuarter).toBeGreaterThan(0.4);
     expect(lastQuarter).toBeLessThan(0.15);
     expect(meanSlotOfKey[0] as number).toBeLessThan((meanSlotOfKey[numKvPairs - 1] as number) - 3);
+  });
+
+  it('draws train and test gaps from their own power law (train_power_a, test_power_a)', () => {
+    const task = mqar({
+      seq_len: seqLen,
+      num_kv_pairs: numKvPairs,
+      train_power_a: 1,
+      test_power_a: 0.01,
+      train_examples: 2000,
+      test_examples: 2000,
+    });
+    const meanSlot = (batches: TokenBatch[]) => {
+      const all = [...rows(batches)].flatMap((example) => querySlotsByKeyOrder(example, numKvPairs));
+      return all.reduce((sum, slot) => sum + slot, 0) / all.length;
+    };
+    const train = meanSlot([task.trainBatch(0, 2000)]);
+    const test = meanSlot(task.testBatches(500));
+    // Uniform slots average (slots − 1)/2 = 11.5; the power law favours early ones (~7).
+    expect(Math.abs(train - 11.5)).toBeLessThan(0.5);
+    expect(test).toBeLessThan(9);
   });
 
   it('spreads queries uniformly over the slots with power_a = 1', () => {

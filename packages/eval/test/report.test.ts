@@ -11,6 +11,7 @@ import {
   renderReportMarkdown,
   writeReport,
 } from '../src/index.js';
+import { MISSING } from '../src/report/format-cells.js';
 import { COMPUTE_LAW_MIN_POINTS, fitComputeLaw } from '../src/scaling/index.js';
 import {
   computePointsOf,
@@ -109,6 +110,9 @@ describe('experiment report from an MLflow store', () => {
     expect(report.sections.map((candidate) => [candidate.id, candidate.plot?.name])).toEqual([
       ['mqar', 'mqar-accuracy'],
       ['induction', 'induction-accuracy'],
+      // No learning-rate sweep and no logged state sizes in this experiment: omitted, no plot.
+      ['learning-rate', undefined],
+      ['state-size', undefined],
       ['compute', 'loss-vs-compute'],
       ['runs', undefined],
     ]);
@@ -145,6 +149,16 @@ describe('experiment report from an MLflow store', () => {
     const vegaLite = JSON.stringify(section(report, 'induction').plot!.vegaLite);
     expect(vegaLite).toContain('"rule"');
     expect(section(report, 'induction').plot!.svg).toContain('trained at 256');
+  });
+
+  it('tables the induction error bars where runs logged them', () => {
+    const tables = section(report, 'induction').tables;
+    expect(tables).toHaveLength(2);
+    const intervals = tables[1]!;
+    expect(intervals.caption).toMatch(/95% Wilson intervals/);
+    const byArchitecture = new Map(intervals.rows.map((row) => [row[0], row.slice(2)]));
+    expect(byArchitecture.get('mamba+swa')?.[0]).toBe('0.982–0.995 (n=1000)');
+    expect(new Set(byArchitecture.get('attention+attention'))).toEqual(new Set([MISSING]));
   });
 
   it('lists every architecture of a plot in its legend, with one colour per architecture across plots', () => {
@@ -296,6 +310,10 @@ describe('report sections without data', () => {
     expect(section(report, 'mqar').omitted).toMatch(/^No MQAR evaluations in this experiment/);
     expect(section(report, 'induction').omitted).toMatch(/^No induction-head evaluations in this experiment/);
     expect(section(report, 'compute').omitted).toMatch(/^No runs with both compute\/flops and eval\/loss/);
+    expect(section(report, 'learning-rate').omitted).toMatch(
+      /^No configuration was trained at more than one learning rate/,
+    );
+    expect(section(report, 'state-size').omitted).toMatch(/^Fewer than two models with a logged state size/);
     expect(html).toContain(
       '<p class="omitted">No MQAR evaluations in this experiment (no eval/mqar/L&lt;seq&gt;_K&lt;k&gt;',
     );

@@ -88,19 +88,18 @@ describe('interleave train: bad input', () => {
   });
 
   it('refuses a backend that is not available instead of falling back', () => {
+    // tensorflow needs libtensorflow, which this repository's install never fetches (webgpu, by
+    // contrast, starts on any machine with Mesa: see the webgpu tests).
     const dir = workspace({ 'tiny.yaml': TINY });
-    const { status, stderr } = interleave(['train', 'tiny.yaml', '--set', 'backend=webgpu'], dir);
-    if (status === 0) return; // a machine with a GPU adapter: nothing to refuse
     const env = { ...process.env };
     delete env.INTERLEAVE_BACKEND;
-    const direct = spawnSync(process.execPath, [CLI, 'train', 'tiny.yaml', '--set', 'backend=webgpu'], {
+    const direct = spawnSync(process.execPath, [CLI, 'train', 'tiny.yaml', '--set', 'backend=tensorflow'], {
       cwd: dir,
       encoding: 'utf8',
       env,
     });
     expect(direct.status).not.toBe(0);
-    expectOneCleanLine(direct.stderr, "backend 'webgpu'", 'not available');
-    expect(stderr).toBeDefined();
+    expectOneCleanLine(direct.stderr, "backend 'tensorflow'", 'not available');
   });
 });
 

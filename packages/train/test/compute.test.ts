@@ -11,6 +11,7 @@ import {
   LanguageModel,
   type MlpFactory,
   modelFlopsPerToken,
+  modelStateBytes,
   type NormFactory,
   readMetricHistory,
   SeededRandom,
@@ -104,6 +105,9 @@ describe('a training run logs its compute', () => {
     expect(run?.tags['interleave.architecture']).toBe('mamba+mamba+swa');
     expect(run?.params['compute.flops_per_token']).toBe(String(perToken));
     expect(run?.params['compute.forward_flops_per_token']).toBe(String(Math.round(expected.forward)));
+    const state = modelStateBytes({ config: prepared.loaded.config.model, layers: prepared.layers, length: 16 });
+    expect(run?.params['model.state_bytes_per_sequence']).toBe(String(state.bytes));
+    expect(run?.params['model.state_grows_with_length']).toBe('false');
 
     const tokens = await readMetricHistory(uri, result.runId, 'compute/tokens');
     const flops = await readMetricHistory(uri, result.runId, 'compute/flops');

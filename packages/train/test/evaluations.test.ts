@@ -66,6 +66,13 @@ describe('evaluation in step mode', () => {
       const accuracy = metrics[`eval/induction/len_${length}/accuracy`] as number;
       expect(accuracy).toBeGreaterThanOrEqual(0);
       expect(accuracy).toBeLessThanOrEqual(1);
+      // Error bars: the 95% Wilson interval around it, over the 4 examples.
+      expect(metrics[`eval/induction/len_${length}/examples`]).toBe(4);
+      const low = metrics[`eval/induction/len_${length}/accuracy_ci_low`] as number;
+      const high = metrics[`eval/induction/len_${length}/accuracy_ci_high`] as number;
+      expect(low).toBeLessThanOrEqual(accuracy);
+      expect(high).toBeGreaterThanOrEqual(accuracy);
+      expect(high - low).toBeGreaterThan(0.3);
     }
     expect(tags).toBeUndefined();
     model.dispose();
@@ -163,7 +170,8 @@ describe('evals: after training, and interleave eval', () => {
     );
     expect(result.stderr).toBe('');
     expect(result.status).toBe(0);
-    expect(result.stdout).toContain(`logged 1 metrics to run ${runId}`);
+    // The cell's accuracy and its 95% Wilson interval (low, high).
+    expect(result.stdout).toContain(`logged 3 metrics to run ${runId}`);
     const [after] = await findRuns(uri, 'evals-test');
     expect(after?.status).toBe('FINISHED');
     expect(after?.endTime).toBe(run?.endTime);

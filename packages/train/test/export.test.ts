@@ -175,7 +175,7 @@ describe('export', () => {
     }
     expect(written.join('')).toMatch(/wrote .*model\.safetensors: 23 tensors, [\d,]+ parameters, mamba_ssm layout/);
     await expect(exportCommand.run([runDirectory, '--out', out, '--layout', 'torch'])).rejects.toThrow(
-      "unknown --layout 'torch' (choose interleave or mamba_ssm)",
+      "unknown --layout 'torch' (choose interleave, mamba_ssm, recurrentgemma)",
     );
     await expect(exportCommand.run([runDirectory])).rejects.toThrow('export needs --out');
   });

@@ -131,7 +131,7 @@ describe('interleave sweep: bad input', () => {
     const { status, stderr } = interleaveSync(['sweep', 'plain.yaml'], dir);
     expect(status).toBe(1);
     expect(stderr.trim()).toBe(
-      "interleave: plain.yaml has no 'sweep:' section; train a single config with: interleave train plain.yaml",
+      "interleave: plain.yaml:1:1: sweep: no 'sweep:' section; train a single config with: interleave train plain.yaml",
     );
   });
 });

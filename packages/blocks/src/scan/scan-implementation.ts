@@ -1,8 +1,9 @@
 import { InterleaveError } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
+import { HOST_BACKENDS } from './kernels/host-memory.js';
 import { currentBackendHas } from './kernels/register-once.js';
 
-/** `fused`: the registered tfjs kernel (cpu and wasm); `ops`: the portable tf-op parallel scan. */
+/** `fused`: the registered tfjs kernel (cpu, wasm, tensorflow and webgpu); `ops`: the portable tf-op parallel scan. */
 export type ScanImplementation = 'fused' | 'ops';
 
 /**
@@ -18,7 +19,7 @@ export function defaultScanImplementation(kernelName: string): ScanImplementatio
 export function assertFusedAvailable(kernelName: string): void {
   if (!currentBackendHas(kernelName)) {
     throw new InterleaveError(
-      `the fused scan kernel '${kernelName}' is registered for the cpu and wasm backends, not for '${tf.getBackend()}' (use INTERLEAVE_SCAN=ops)`,
+      `the fused scan kernel '${kernelName}' is registered for the ${[...HOST_BACKENDS, 'webgpu'].join(', ')} backends, not for '${tf.getBackend()}' (use INTERLEAVE_SCAN=ops)`,
     );
   }
 }

@@ -1,5 +1,7 @@
+import { sequencesPerCall } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import { SELECTIVE_SCAN_GRAD_KERNEL, SELECTIVE_SCAN_KERNEL } from './kernels/selective-scan-kernel.js';
+import { selectiveScanLargestBinding } from './kernels/webgpu/selective-scan-wgsl.js';
 import { linearScan } from './linear-scan.js';
 import { assertFusedAvailable, defaultScanImplementation, type ScanImplementation } from './scan-implementation.js';
 
@@ -19,10 +21,11 @@ export interface SelectiveScanInputs {
 export type { ScanImplementation } from './scan-implementation.js';
 
 /**
- * `fused`: the tfjs kernels `InterleaveSelectiveScan`/`…Grad` registered for cpu and wasm
- * (kernels/), one pass over the data forward and one (recomputing) backward, split by channel
- * over worker threads — never materialising the [B, L, d_inner, d_state] decay and drive
- * tensors as tfjs ops would. `ops`: the portable tf-op formulation (a parallel scan), for every
+ * `fused`: the tfjs kernels `InterleaveSelectiveScan`/`…Grad` registered for cpu, wasm and
+ * tensorflow (kernels/, split by channel over worker threads) and for webgpu (kernels/webgpu/, WGSL), one
+ * pass over the data forward and one (recomputing) backward — never materialising the
+ * [B, L, d_inner, d_state] decay and drive tensors as tfjs ops would. On webgpu a batch whose
+ * buffers would pass the GPU's storage-binding cap runs in chunks of sequences. `ops`: the portable tf-op formulation (a parallel scan), for every
  * other backend. `INTERLEAVE_SCAN=fused|ops` forces one.
  */
 export function selectiveScan(
@@ -46,16 +49,61 @@ export function selectiveScanWithOps({ x, dt, a, b, c }: SelectiveScanInputs): t
 
 function fusedSelectiveScan(inputs: SelectiveScanInputs): tf.Tensor3D {
   assertFusedAvailable(SELECTIVE_SCAN_KERNEL);
+  const [batch, length, dInner] = inputs.x.shape;
+  const dState = inputs.a.shape[1];
+  const perCall = sequencesPerCall(
+    batch,
+    selectiveScanLargestBinding({ batch: 1, length, dInner, dState }),
+    `the selective scan over [${batch}, ${length}, ${dInner}] with d_state ${dState}`,
+  );
   const scan = tf.customGrad((x, dt, a, b, c, save) => {
     (save as tf.GradSaveFunc)([x, dt, a, b, c] as tf.Tensor[]);
+    const value = tf.tidy(() =>
+      tf.concat(
+        inBatchChunks([x, dt, b, c] as tf.Tensor[], perCall).map(
+          ([xs, dts, bs, cs]) =>
+            tf
+              .engine()
+              .runKernel(SELECTIVE_SCAN_KERNEL, { x: xs, dt: dts, a, b: bs, c: cs } as tf.NamedTensorMap) as tf.Tensor,
+        ),
+        0,
+      ),
+    );
     return {
-      value: tf.engine().runKernel(SELECTIVE_SCAN_KERNEL, { x, dt, a, b, c } as tf.NamedTensorMap) as tf.Tensor3D,
+      value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, dts, as, bs, cs] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-        const named = { x: xs, dt: dts, a: as, b: bs, c: cs, dy };
-        return tf.engine().runKernel(SELECTIVE_SCAN_GRAD_KERNEL, named) as tf.Tensor[];
+        const chunks = inBatchChunks([xs, dts, bs, cs, dy], perCall).map(
+          ([x, dt, b, c, dyChunk]) =>
+            tf.engine().runKernel(SELECTIVE_SCAN_GRAD_KERNEL, {
+              x,
+              dt,
+              a: as,
+              b,
+              c,
+              dy: dyChunk,
+            } as tf.NamedTensorMap) as tf.Tensor[],
+        );
+        if (chunks.length === 1) return chunks[0] as tf.Tensor[];
+        const gather = (index: number) => chunks.map((grads) => grads[index] as tf.Tensor);
+        return [
+          tf.concat(gather(0), 0),
+          tf.concat(gather(1), 0),
+          tf.addN(gather(2)),
+          tf.concat(gather(3), 0),
+          tf.concat(gather(4), 0),
+        ];
       },
     };
   });
   return scan(inputs.x, inputs.dt, inputs.a, inputs.b, inputs.c) as tf.Tensor3D;
+}
+
+/** The tensors cut along axis 0 into pieces of at most `size` (the tensors themselves when one piece suffices). */
+export function inBatchChunks(tensors: tf.Tensor[], size: number): tf.Tensor[][] {
+  const batch = (tensors[0] as tf.Tensor).shape[0] as number;
+  if (size >= batch) return [tensors];
+  const sizes = Array.from({ length: Math.ceil(batch / size) }, (_, i) => Math.min(size, batch - i * size));
+  const pieces = tensors.map((tensor) => tf.split(tensor, sizes, 0));
+  return sizes.map((_, chunk) => pieces.map((split) => split[chunk] as tf.Tensor));
 }

@@ -6,6 +6,7 @@ import { type CausalityOptions, expectCausal } from './causality.js';
 import { expectGradientsMatch, type GradientCheckOptions } from './gradients.js';
 import { expectNoLeak } from './leaks.js';
 import { BlockContractError, expectState, expectTensor, inputRng, randomNormalArray } from './shared.js';
+import { expectStateSizeMatches, type StateSizeOptions } from './state-size.js';
 import { expectStepMatchesForward, type StepCheckOptions } from './step-matches-forward.js';
 
 type Tuning<T> = Omit<Partial<T>, 'dModel' | 'seed'>;
@@ -33,6 +34,11 @@ export interface BlockContractOptions {
    * dModel 8, batch 2, seqLen 6 unless given here.
    */
   readonly gradients?: (Omit<GradientCheckOptions, 'config' | 'parameters'> & { readonly dModel?: number }) | false;
+  /**
+   * Overrides for the state-size check (`stateBytes` against the tensors `step` holds), or
+   * false to skip it.
+   */
+  readonly stateSize?: Tuning<StateSizeOptions> | false;
   /** false to skip the leak checks of forward and step. */
   readonly leaks?: boolean;
   /** Per-test timeout in ms (vitest's default otherwise). */
@@ -87,6 +93,13 @@ export function blockContractCases<Config>(
       name: 'step over the sequence reproduces forward, without leaking states',
       run: () =>
         withBlock(async (block) => void (await expectStepMatchesForward(block.mixer, { ...sequence, ...tuning }))),
+    });
+  }
+  if (options.stateSize !== false) {
+    const tuning = options.stateSize ?? {};
+    cases.push({
+      name: 'stateBytes declares the bytes per sequence its step state holds',
+      run: async () => void (await expectStateSizeMatches(definition, rawConfig, { dModel, batch, seed, ...tuning })),
     });
   }
   if (options.gradients !== false) {

@@ -30,8 +30,17 @@ export {
 export { checkNoLeak, expectNoLeak, type LeakResult } from './leaks.js';
 export { BlockContractError, type SequenceOptions } from './shared.js';
 export {
+  checkStateSize,
+  expectStateSizeMatches,
+  type StateSizeMeasurement,
+  type StateSizeOptions,
+  type StateSizeResult,
+  stateTensorBytes,
+} from './state-size.js';
+export {
   checkStepMatchesForward,
   expectStepMatchesForward,
   type StepCheckOptions,
   type StepCheckResult,
 } from './step-matches-forward.js';
+export { useWebgpuBackend } from './webgpu.js';

@@ -7,6 +7,7 @@ import {
   checkCausality,
   checkGradients,
   checkNoLeak,
+  checkStateSize,
   checkStepMatchesForward,
   expectCausal,
   expectGradientsMatch,
@@ -327,6 +328,33 @@ describe('checkNoLeak', () => {
   });
 });
 
+describe('checkStateSize', () => {
+  it('passes a block whose stateBytes is the running sum it keeps, at every length', async () => {
+    const result = await checkStateSize(toyBlock('none'), {}, { dModel: D, lengths: [1, 2, 5] });
+    expect(result.ok).toBe(true);
+    expect(result.measurements).toEqual([1, 2, 5].map((length) => ({ length, declared: 4 * D, actual: 4 * D })));
+  });
+
+  it('flags a declaration that undercounts, with both figures', async () => {
+    const result = await checkStateSize(toyBlock('undercounted-state'), {}, { dModel: D, lengths: [1, 4] });
+    expect(result.ok).toBe(false);
+    expect(result.message).toContain(`after 1 token(s) declares ${2 * D}, holds ${4 * D}`);
+  });
+
+  it('flags a state that grows while the declaration says it does not', async () => {
+    const growing = { ...toyBlock('none'), stateBytes: () => ({ bytes: 4 * D, growsWithLength: true }) };
+    const result = await checkStateSize(growing, {}, { dModel: D, lengths: [1, 3] });
+    expect(result.ok).toBe(false);
+    expect(result.message).toMatch(/growsWithLength: true, but the state kept one size/);
+  });
+
+  it('does not leak tensors itself', async () => {
+    const before = tf.memory().numTensors;
+    await checkStateSize(toyBlock('none'), {}, { dModel: D });
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
 describe('blockContractCases (what runBlockContract registers)', () => {
   const options = { dModel: D, seqLen: 8, gradients: { dModel: 4 } } as const;
   const failing = async (bug: ToyBug) => {
@@ -353,6 +381,7 @@ describe('blockContractCases (what runBlockContract registers)', () => {
     ['wrong-tanh-grad', ['gradients']],
     ['forward-leak', ['step', 'forward']], // the step check runs forward once too
     ['step-leak', ['step', 'initState']],
+    ['undercounted-state', ['stateBytes']],
   ] as const)('%s fails exactly the checks it should', async (bug, expected) => {
     expect(await failing(bug)).toEqual(expected);
   });

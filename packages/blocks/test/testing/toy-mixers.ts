@@ -9,6 +9,7 @@ import {
   type BlockContext,
   type BlockDefinition,
   fanInUniformInit,
+  float32State,
   type Initializer,
   linearFlops,
   type Mixer,
@@ -56,7 +57,9 @@ export type ToyBug =
   /** initialises W from Math.random instead of the seeded initializer. */
   | 'unseeded-init'
   /** the running sum uses tf.cumsum over axis 1, whose tfjs 4.22 gradient is wrong. */
-  | 'tfjs-cumsum-axis-1';
+  | 'tfjs-cumsum-axis-1'
+  /** stateBytes declares half of the running sum it keeps. */
+  | 'undercounted-state';
 
 export const toySchema = z.strictObject({ gain: z.number().positive().default(1) });
 export type ToyConfig = z.infer<typeof toySchema>;
@@ -233,5 +236,7 @@ export function toyBlock(bug: ToyBug = 'none'): BlockDefinition<ToyConfig> {
     // running sum, ÷ count, W·mean, tanh, · gain (the bugs' extra terms are not counted)
     flops: (_config, { dModel }) =>
       sumFlops(pointwiseFlops(2 * dModel), linearFlops(dModel, dModel), pointwiseFlops(2 * dModel)),
+    // The running sum: d_model float32 numbers (the count is a plain number).
+    stateBytes: (_config, { dModel }) => float32State(bug === 'undercounted-state' ? dModel / 2 : dModel),
   };
 }

@@ -1,9 +1,13 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { delimiter, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendRequest } from '../config/schema.js';
 import { InterleaveError } from '../errors.js';
+import { limitWebgpuBufferPool } from './webgpu-buffer-pool.js';
+import { findGpuDevice, findSoftwareDevice, installNavigatorGpu } from './webgpu-device.js';
+import { watchWebgpuFailures } from './webgpu-failures.js';
+import { trackWebgpuMemory } from './webgpu-memory.js';
 
 export type BackendName = Exclude<BackendRequest, 'auto'>;
 
@@ -30,12 +34,14 @@ export async function selectBackend(request: BackendRequest, requestedBy = 'back
   const candidates = request === 'auto' ? AUTO_ORDER : [request];
   const skipped: string[] = [];
   for (const name of candidates) {
-    const attempt = await ATTEMPTS[name]();
+    const attempt = await ATTEMPTS[name](request !== 'auto');
     if (attempt.ok) {
       await tf.ready();
       return { name, detail: attempt.detail, skipped };
     }
     skipped.push(`${name}: ${attempt.reason}`);
+    // `auto` passes over backends quietly; why, on request (a named backend's failure is the error).
+    if (request === 'auto' && debugRequested()) process.stderr.write(`backend: skipped ${name}: ${attempt.reason}\n`);
   }
   if (request === 'auto') {
     throw new InterleaveError(`no tfjs backend could start (${skipped.join('; ')})`);
@@ -54,7 +60,8 @@ export function backendFromEnvironment(): BackendRequest | undefined {
   return value as BackendRequest;
 }
 
-const ATTEMPTS: Record<BackendName, () => Promise<Attempt>> = {
+/** Each starts its backend; `named` is true when the user asked for it (not `auto`). */
+const ATTEMPTS: Record<BackendName, (named: boolean) => Promise<Attempt>> = {
   tensorflow: startTensorflow,
   webgpu: startWebgpu,
   wasm: startWasm,
@@ -76,12 +83,16 @@ async function startTensorflow(): Promise<Attempt> {
     // throws; checking for the addon first keeps the process clean for the next candidate.
     const addon = findNativeAddon(pkg);
     if (addon === undefined) {
-      reasons.push(`${pkg} is not installed with its native addon (libtensorflow is fetched at install time)`);
+      reasons.push(`${pkg} has no native addon (run 'pnpm setup:tensorflow' to build it)`);
       continue;
     }
     try {
+      // TensorFlow's C++ logging would greet every run with CPU-feature notes on stderr.
+      process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
       await import(pkg);
-      if (await setBackendQuietly('tensorflow')) return { ok: true, detail: `tensorflow (${pkg})` };
+      if (await setBackendQuietly('tensorflow')) {
+        return { ok: true, detail: `tensorflow (${pkg}, TensorFlow ${tensorflowVersion()})` };
+      }
       reasons.push(`${pkg} loaded but its backend did not start`);
     } catch (error) {
       reasons.push(`${pkg} failed to load: ${firstLine(error)}`);
@@ -90,6 +101,13 @@ async function startTensorflow(): Promise<Attempt> {
   return fail(reasons.join('; '));
 }
 
+/** The libtensorflow the addon runs (2.21.0 when built by `pnpm setup:tensorflow`). */
+function tensorflowVersion(): string {
+  const backend = tf.backend() as { binding?: { TF_Version?: string } };
+  return backend.binding?.TF_Version ?? 'unknown version';
+}
+
+/** The addon a tfjs-node package loads: built by its install script or by `pnpm setup:tensorflow`. */
 function findNativeAddon(pkg: string): string | undefined {
   let root: string;
   try {
@@ -106,41 +124,42 @@ function findNativeAddon(pkg: string): string | undefined {
   return undefined;
 }
 
-async function startWebgpu(): Promise<Attempt> {
-  // Dawn prints a warning to stderr when it cannot load Vulkan; look for the loader first.
-  if (!hasVulkanLoader()) return fail('no Vulkan loader (libvulkan.so.1) on this machine');
+/**
+ * A hardware GPU when there is one; the software device (Dawn OpenGL on llvmpipe) only when
+ * `webgpu` was named, never for `auto`: it is for tests and CI, far slower than wasm.
+ */
+async function startWebgpu(named: boolean): Promise<Attempt> {
   try {
-    const { create, globals } = await import('webgpu');
-    const gpu = create([]);
-    const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-    if (adapter === null) return fail('no GPU adapter found');
-    Object.assign(globalThis, globals);
-    Object.defineProperty(globalThis, 'navigator', {
-      value: { gpu, userAgent: 'node' },
-      configurable: true,
-      writable: true,
-    });
+    const hardware = await findGpuDevice();
+    let search = hardware;
+    if (!hardware.found && named) {
+      search = await findSoftwareDevice();
+      if (!search.found) return fail(`${hardware.reason}; ${search.reason}`);
+    }
+    if (!search.found) return fail(search.reason);
+    await installNavigatorGpu(search.device);
     await import('@tensorflow/tfjs-backend-webgpu');
-    if (!(await setBackendQuietly('webgpu'))) return fail('the GPU adapter was found but tfjs-webgpu did not start');
-    const info = (adapter as { info?: { vendor?: string; device?: string; description?: string } }).info;
-    const gpuName = info?.description || info?.device || info?.vendor || 'GPU';
-    return { ok: true, detail: `webgpu (Dawn, ${gpuName})` };
+    if (!(await setBackendQuietly('webgpu')))
+      return fail(`${search.device.detail} was found but tfjs-webgpu did not start`);
+    const webgpu = tf.findBackend('webgpu') as unknown as { device: GPUDevice };
+    watchWebgpuFailures(webgpu);
+    limitWebgpuBufferPool(tf.backend());
+    trackWebgpuMemory(webgpu.device);
+    // Named, and given the software device: say once why there was no GPU.
+    if (!hardware.found && !toldNoGpu)
+      process.stderr.write(`backend: webgpu found no GPU (${hardware.reason}); using the software device\n`);
+    toldNoGpu ||= !hardware.found;
+    return { ok: true, detail: search.device.detail };
   } catch (error) {
     return fail(`failed to start: ${firstLine(error)}`);
   }
 }
 
-function hasVulkanLoader(): boolean {
-  const dirs = [
-    ...(process.env.LD_LIBRARY_PATH ?? '').split(delimiter).filter(Boolean),
-    '/usr/lib/x86_64-linux-gnu',
-    '/usr/lib/aarch64-linux-gnu',
-    '/lib/x86_64-linux-gnu',
-    '/usr/lib64',
-    '/usr/lib',
-    '/usr/local/lib',
-  ];
-  return dirs.some((dir) => existsSync(join(dir, 'libvulkan.so.1')));
+let toldNoGpu = false;
+
+function debugRequested(): boolean {
+  const value = process.env.INTERLEAVE_DEBUG;
+  return value !== undefined && value !== '' && value !== '0';
 }
 
 async function startWasm(): Promise<Attempt> {

@@ -41,6 +41,21 @@ export const modelSchema = z.strictObject({
   layers: z.array(z.union([patternEntrySchema, layerEntrySchema])).min(1),
   tie_embeddings: z.boolean().default(true),
   norm_eps: z.number().positive().default(1e-5),
+  /**
+   * Scale each block's output projection with the model's depth as the block's reference
+   * implementation does (Mamba: mamba_ssm's `rescale_prenorm_residual`; RG-LRU: recurrentgemma's
+   * `final_w_init_variance_scale = 2 / num_layers`). false: every block's depth-independent init.
+   * Blocks whose reference does no such scaling ignore it (see each block's README section).
+   * Absent = true (left optional so that configs resolved before it existed keep their hash).
+   */
+  depth_scaled_init: z.boolean().optional(),
+  /**
+   * Learned absolute position embeddings added to the token embeddings for positions
+   * 0 … max_position_embeddings − 1, as Zoology's attention baseline (its
+   * `max_position_embeddings`); sequences may not be longer. Absent or 0: none (blocks carry
+   * their own positions, e.g. attention's RoPE).
+   */
+  max_position_embeddings: z.number().int().min(0).optional(),
 });
 
 export const taskEntrySchema = z.looseObject({ name: z.string().min(1) });

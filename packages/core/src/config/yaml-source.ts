@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import {
+  type Alias,
   type Document,
   isAlias,
   isCollection,
@@ -13,7 +14,7 @@ import {
   type YAMLError,
 } from 'yaml';
 import { InterleaveError } from '../errors.js';
-import { ConfigError, type KeyPath, type SourceLocation } from './config-error.js';
+import { ConfigError, displayText, type KeyPath, type SourceLocation } from './config-error.js';
 
 /** `value`: where the value starts (a block map or list: its key's line); `key`: the key itself. */
 export type LocationPart = 'value' | 'key';
@@ -60,22 +61,118 @@ export async function readYamlFile(file: string): Promise<YamlSource> {
  */
 export function parseYaml(text: string, file: string): YamlSource {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, uniqueKeys: false, prettyErrors: false });
   const at = (offset: number): SourceLocation => {
     const { line, col } = lineCounter.linePos(offset);
     return { file, line, column: col };
   };
+  let doc: Document.Parsed;
+  try {
+    doc = parseDocument(text, { lineCounter, uniqueKeys: false, prettyErrors: false });
+  } catch (error) {
+    // yaml's parser recurses once per open block collection: thousands of indentation levels overflow it.
+    if (!(error instanceof RangeError)) throw error;
+    const line = firstLineDeeperThan(MAX_NESTING, text);
+    const problem = `the YAML nests deeper than ${MAX_NESTING} levels; a config needs a few`;
+    throw new ConfigError(problem, [], line === undefined ? { file } : { file, line, column: 1 });
+  }
+  const tooDeep = firstNodeDeeperThan(MAX_NESTING, doc.contents, []);
+  if (tooDeep !== undefined) {
+    const problem = `the YAML nests deeper than ${MAX_NESTING} levels; a config needs a few`;
+    throw new ConfigError(problem, tooDeep.path, at(tooDeep.node.range[0]));
+  }
   const firstError = doc.errors[0];
   if (firstError !== undefined) throw syntaxError(firstError, doc, text, at);
   checkKeys(doc.contents, [], at);
+  return new ParsedYamlSource(file, doc, toPlainData(doc, file, at), at);
+}
 
-  let value: unknown;
+/**
+ * Deeper than any config (the deepest shipped key path has 7 segments), shallow enough that
+ * walking the document can never exhaust the stack.
+ */
+export const MAX_NESTING = 64;
+
+/** How many alias expansions a document may hold (yaml's own default): stops alias bombs. */
+const MAX_ALIAS_COUNT = 100;
+
+/** The document as plain data; aliases that point nowhere or expand too far are located errors. */
+function toPlainData(doc: Document.Parsed, file: string, at: (offset: number) => SourceLocation): unknown {
   try {
-    value = doc.toJS() ?? null;
+    return doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? null;
   } catch (error) {
-    throw new ConfigError(`cannot read the YAML document: ${(error as Error).message}`, [], { file });
+    const message = (error as Error).message;
+    const unresolved = /^Unresolved alias/.test(message);
+    const alias = firstAlias(doc.contents, [], (node) => !unresolved || node.resolve(doc) === undefined);
+    const problem = unresolved
+      ? `YAML alias '*${alias?.node.source ?? '?'}' has no anchor '&${alias?.node.source ?? '?'}' before it`
+      : /Excessive alias count/.test(message)
+        ? `YAML aliases expand to more than ${MAX_ALIAS_COUNT} copies (an alias bomb?); write the values out`
+        : `cannot read the YAML document: ${message.split('\n')[0]}`;
+    const offset = alias?.node.range?.[0];
+    if (alias === undefined || offset === undefined) throw new ConfigError(problem, [], { file });
+    throw new ConfigError(problem, alias.path, at(offset));
   }
-  return new ParsedYamlSource(file, doc, value, at);
+}
+
+/**
+ * The first line indented deeper than `limit` nested blocks, counted from indentation alone
+ * (for text too deep for the parser to read, so there is no document to walk).
+ */
+function firstLineDeeperThan(limit: number, text: string): number | undefined {
+  const open: number[] = [];
+  const lines = text.split('\n');
+  for (const [index, line] of lines.entries()) {
+    const content = line.trimStart();
+    if (content === '' || content.startsWith('#')) continue;
+    const indent = line.length - content.length;
+    while (open.length > 0 && (open[open.length - 1] as number) >= indent) open.pop();
+    open.push(indent);
+    if (open.length > limit) return index + 1;
+  }
+  return undefined;
+}
+
+/** The first node (in document order) nested more than `limit` collections deep, with its key path. */
+function firstNodeDeeperThan(
+  limit: number,
+  node: AnyNode,
+  path: KeyPath,
+): { node: ParsedNode; path: KeyPath } | undefined {
+  if (node == null || !isCollection(node)) return undefined;
+  if (path.length >= limit) return { node, path };
+  for (const [index, item] of node.items.entries()) {
+    // A complex key (a map used as a key) nests too, under a path with no name for it.
+    const children: Array<[AnyNode, KeyPath]> = isPair(item)
+      ? [
+          [item.key as AnyNode, [...path, '?']],
+          [item.value as AnyNode, [...path, keyName(item.key) ?? '?']],
+        ]
+      : [[item as AnyNode, [...path, index]]];
+    for (const [child, childPath] of children) {
+      const found = firstNodeDeeperThan(limit, child, childPath);
+      if (found) return found;
+    }
+  }
+  return undefined;
+}
+
+/** The first alias (in document order) that `matches`, with its key path. */
+function firstAlias(
+  node: AnyNode,
+  path: KeyPath,
+  matches: (alias: Alias) => boolean,
+): { node: Alias; path: KeyPath } | undefined {
+  if (node == null) return undefined;
+  if (isAlias(node)) return matches(node) ? { node, path } : undefined;
+  if (!isCollection(node)) return undefined;
+  for (const [index, item] of node.items.entries()) {
+    const found = isPair(item)
+      ? (firstAlias(item.key as AnyNode, path, matches) ??
+        firstAlias(item.value as AnyNode, [...path, keyName(item.key) ?? '?'], matches))
+      : firstAlias(item as AnyNode, [...path, index], matches);
+    if (found) return found;
+  }
+  return undefined;
 }
 
 class ParsedYamlSource implements YamlSource {
@@ -165,7 +262,7 @@ function checkKeys(node: AnyNode, path: KeyPath, at: (offset: number) => SourceL
       const first = seen.get(name);
       if (first !== undefined) {
         const { line, column } = at(first);
-        const problem = `duplicate key '${name}' (first defined at line ${line}:${column})`;
+        const problem = `duplicate key '${displayText(name, 40)}' (first defined at line ${line}:${column})`;
         throw new ConfigError(problem, [...path, name], at(keyOffset));
       }
       seen.set(name, keyOffset);

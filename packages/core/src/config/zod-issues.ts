@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { ConfigError, type KeyPath, type SourceLocation } from './config-error.js';
+import { ConfigError, displayText, type KeyPath, type SourceLocation } from './config-error.js';
 import { isPlainMap, valueAt } from './plain-data.js';
 import { acceptsNull, declaredKeys, schemasAt, tupleLength, unionOptions } from './schema-shape.js';
 import { closestMatch } from './suggest.js';
@@ -90,7 +90,7 @@ function collect(issues: readonly Issue[], schema: unknown, value: unknown, pref
         const candidates = [...new Set([...missingHere, ...known])].filter((key) => !present.has(key));
         for (const key of issue.keys) {
           const suggestion = closestMatch(key, candidates);
-          let problem = `unknown key '${key}'`;
+          let problem = `unknown key '${displayText(key, 40)}'`;
           if (suggestion !== undefined) problem += `; did you mean '${suggestion}'?`;
           else if (known.length > 0 && known.length <= 12) problem += ` (allowed keys: ${known.join(', ')})`;
           out.push({
@@ -238,10 +238,7 @@ function describeValue(value: unknown): string {
 
 /** A scalar the way a user would write it back: strings quoted, others as they print. */
 function formatScalar(value: unknown): string {
-  if (typeof value === 'string') {
-    const shown = value.length > 60 ? `${value.slice(0, 57)}...` : value;
-    return `'${shown}'`;
-  }
+  if (typeof value === 'string') return `'${displayText(value)}'`;
   if (value === undefined) return 'nothing';
   if (value === null || typeof value !== 'object') return String(value);
   return Array.isArray(value) ? 'a list' : 'a map';

@@ -31,6 +31,9 @@ export async function writeFileAtomic(
     await rename(temporary, path);
   } catch (error) {
     await rm(temporary, { force: true });
+    // A failed write(2) names no file; the error should name the one the caller asked for.
+    const failure = error as NodeJS.ErrnoException;
+    if (failure.code !== undefined && failure.path === undefined) failure.path = path;
     throw error;
   }
 }

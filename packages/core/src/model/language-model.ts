@@ -12,6 +12,7 @@ import { normalInit } from './initializers.js';
 import { type ModelFlops, modelFlopsPerToken } from './model-flops.js';
 import { ParameterStore } from './parameter-store.js';
 import type { ResolvedLayer } from './resolve-layers.js';
+import { type ModelStateSize, modelStateBytes } from './state-size.js';
 
 interface ResidualLayer {
   readonly norm: PositionwiseLayer;
@@ -22,6 +23,8 @@ interface ResidualLayer {
 /** The recurrent state of the whole model: one mixer state per layer. */
 export interface ModelState {
   readonly layers: MixerState[];
+  /** Tokens stepped so far (where learned absolute positions are looked up); 0 when absent. */
+  readonly position?: number;
 }
 
 /**
@@ -36,6 +39,8 @@ export class LanguageModel {
     readonly parameters: ParameterStore,
     private readonly backend: BackendCapabilities,
     private readonly embedding: tf.Variable,
+    /** Learned absolute positions [max_position_embeddings, D], or null. */
+    private readonly positions: tf.Variable | null,
     private readonly layers: readonly ResidualLayer[],
     private readonly finalNorm: PositionwiseLayer,
     private readonly head: tf.Variable,
@@ -61,12 +66,23 @@ export class LanguageModel {
     const root = store.root();
     const dModel = config.d_model;
     const component = (name: string) => ({ dModel, params: root.scope(name), rng: rng.fork(name) });
+    const depth =
+      config.depth_scaled_init !== false
+        ? {
+            layers: options.layers.length,
+            residualBranches: options.layers.length + options.layers.filter((layer) => layer.mlp).length,
+          }
+        : undefined;
     try {
       const embedding = root.create('embedding.weight', [config.vocab_size, dModel], normalInit(0.02));
+      const maxPositions = config.max_position_embeddings ?? 0;
+      // Zoology initialises every nn.Embedding, positions included, with N(0, 0.02²).
+      const positions =
+        maxPositions > 0 ? root.create('position_embeddings.weight', [maxPositions, dModel], normalInit(0.02)) : null;
       const layers = options.layers.map((layer, index): ResidualLayer => {
         const prefix = `layers.${index}`;
         const norm = norms.create(component(`${prefix}.norm`), config.norm_eps);
-        const mixer = layer.block.create({ ...component(`${prefix}.mixer`), backend }, layer.config);
+        const mixer = layer.block.create({ ...component(`${prefix}.mixer`), backend, depth }, layer.config);
         const mlp = layer.mlp
           ? {
               norm: norms.create(component(`${prefix}.mlp_norm`), config.norm_eps),
@@ -79,7 +95,7 @@ export class LanguageModel {
       const head = config.tie_embeddings
         ? embedding
         : root.create('lm_head.weight', [config.vocab_size, dModel], normalInit(0.02));
-      return new LanguageModel(config, store, backend, embedding, layers, finalNorm, head, {
+      return new LanguageModel(config, store, backend, embedding, positions, layers, finalNorm, head, {
         layers: options.layers,
         norm: norms,
         mlp: mlps,
@@ -94,6 +110,11 @@ export class LanguageModel {
   forward(tokens: tf.Tensor2D): tf.Tensor3D {
     return tf.tidy(() => {
       let x = embeddingLookup(this.embedding as tf.Tensor2D, tokens, this.backend) as tf.Tensor3D;
+      if (this.positions !== null) {
+        const length = tokens.shape[1];
+        this.checkPosition(length - 1);
+        x = x.add(this.positions.slice([0, 0], [length, this.config.d_model]));
+      }
       for (const layer of this.layers) {
         x = x.add(layer.mixer.forward(layer.norm.apply(x)));
         if (layer.mlp) x = x.add(layer.mlp.layer.apply(layer.mlp.norm.apply(x)));
@@ -107,15 +128,23 @@ export class LanguageModel {
     return modelFlopsPerToken({ config: this.config, seqLen, ...this.components });
   }
 
+  /** The recurrent state per sequence after `length` tokens, by layer (see state-size.ts). */
+  stateBytesPerSequence(length: number): ModelStateSize {
+    return modelStateBytes({ config: this.config, layers: this.components.layers, length });
+  }
+
   initState(batchSize: number): ModelState {
-    return { layers: this.layers.map((layer) => layer.mixer.initState(batchSize)) };
+    return { layers: this.layers.map((layer) => layer.mixer.initState(batchSize)), position: 0 };
   }
 
   /** One token per sequence: tokens [B] int32 → logits [B, V] and the next state (the old one is kept). */
   step(tokens: tf.Tensor1D, state: ModelState): { logits: tf.Tensor2D; state: ModelState } {
     const next: MixerState[] = [];
+    const position = state.position ?? 0;
+    if (this.positions !== null) this.checkPosition(position);
     const logits = tf.tidy(() => {
       let x = embeddingLookup(this.embedding as tf.Tensor2D, tokens, this.backend) as tf.Tensor2D;
+      if (this.positions !== null) x = x.add(this.positions.slice([position, 0], [1, this.config.d_model]));
       this.layers.forEach((layer, index) => {
         const out = layer.mixer.step(layer.norm.apply(x), state.layers[index] as MixerState);
         keepState(out.state);
@@ -125,11 +154,21 @@ export class LanguageModel {
       });
       return this.logits(this.finalNorm.apply(x));
     });
-    return { logits, state: { layers: next } };
+    return { logits, state: { layers: next, position: position + 1 } };
   }
 
   dispose(): void {
     this.parameters.dispose();
+  }
+
+  private checkPosition(position: number): void {
+    const max = this.config.max_position_embeddings ?? 0;
+    if (position >= max) {
+      throw new InterleaveError(
+        `position ${position} is past model.max_position_embeddings (${max}): learned absolute positions ` +
+          'are defined only up to there; raise it or use a block with relative positions (RoPE)',
+      );
+    }
   }
 
   private logits<T extends tf.Tensor2D | tf.Tensor3D>(hidden: T): T {

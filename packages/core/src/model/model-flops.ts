@@ -36,7 +36,7 @@ export interface ModelFlops extends FlopCount {
 }
 
 export interface ModelFlopsOptions {
-  readonly config: Pick<ModelConfig, 'd_model' | 'vocab_size'>;
+  readonly config: Pick<ModelConfig, 'd_model' | 'vocab_size' | 'max_position_embeddings'>;
   readonly layers: readonly ResolvedLayer[];
   readonly norm: NormFactory;
   readonly mlp: MlpFactory;
@@ -66,7 +66,10 @@ export function modelFlopsPerToken({ config, layers, norm, mlp, seqLen }: ModelF
       total: sumFlops(mixer, mlpFlops, normsAndResiduals),
     };
   });
-  const embedding = { forward: 0, backward: dModel };
+  // The lookup is free, its backward adds each token's gradient into its row; learned
+  // positions add their row (D) and take the same gradient (D).
+  const positions = (config.max_position_embeddings ?? 0) > 0;
+  const embedding = positions ? { forward: dModel, backward: 2 * dModel } : { forward: 0, backward: dModel };
   const head = linearFlops(dModel, config.vocab_size);
   const loss = pointwiseFlops(SOFTMAX_OPS_PER_ENTRY * config.vocab_size);
   const all = sumFlops(...perLayer.map((layer) => layer.total), embedding, normFlops, head, loss);

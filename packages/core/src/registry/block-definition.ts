@@ -32,6 +32,21 @@ export interface BlockContext {
   readonly params: ParameterScope;
   readonly rng: SeededRandom;
   readonly backend: BackendCapabilities;
+  /**
+   * Where the block sits in a model, for initialisations that scale with depth (mamba_ssm's
+   * `rescale_prenorm_residual`, recurrentgemma's `final_w_init_variance_scale`). Absent when
+   * the model's `depth_scaled_init` is off, or when a block is built on its own (tests): the
+   * block then uses its plain, depth-independent init.
+   */
+  readonly depth?: ModelDepth;
+}
+
+/** The model's depth as the references count it. */
+export interface ModelDepth {
+  /** Residual layers (mixer + optional MLP each): recurrentgemma's `num_layers`. */
+  readonly layers: number;
+  /** Residual branches (one per mixer, one per MLP): mamba_ssm's `n_residuals_per_layer · n_layer`. */
+  readonly residualBranches: number;
 }
 
 /** What a block's FLOP count may depend on besides its config. */
@@ -39,6 +54,24 @@ export interface FlopShape {
   readonly dModel: number;
   /** The training sequence length (attention's cost grows with it; a recurrence's does not). */
   readonly seqLen: number;
+}
+
+/** What a block's recurrent state size may depend on besides its config. */
+export interface StateShape {
+  readonly dModel: number;
+  /** Tokens already stepped through; only states that grow with the sequence depend on it. */
+  readonly length: number;
+}
+
+/** The bytes of one sequence's `step` state, as a closed form of the config. */
+export interface StateSize {
+  /** Bytes per sequence (float32: 4 per element) of the state's tensors after `length` steps. */
+  readonly bytes: number;
+  /**
+   * True when the state grows with the sequence (full attention's cache, Hyena's history):
+   * `bytes` is then the size at `length`, and a report must say at which length it was taken.
+   */
+  readonly growsWithLength: boolean;
 }
 
 /**
@@ -62,6 +95,14 @@ export interface BlockDefinition<Config = unknown> {
    * `pointwiseFlops`, `depthwiseConvFlops` and `sumFlops` from `@interleave/core` keep this short.
    */
   flops(config: Config, shape: FlopShape): FlopCount;
+  /**
+   * The recurrent state one sequence holds between `step` calls, in bytes, from the block's own
+   * formula: the sum of the sizes of the tensors in the state `step` returns after
+   * `shape.length` tokens (plain numbers such as position counters are not counted). The block
+   * contract tests check it against the real state. It is the x-axis of "accuracy against
+   * state size" (Based, Arora et al. 2024, Figure 2).
+   */
+  stateBytes(config: Config, shape: StateShape): StateSize;
 }
 
 /** Applied independently at every position: works on [B, L, D] and on [B, D]. */

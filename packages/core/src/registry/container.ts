@@ -22,7 +22,10 @@ export const REGISTRIES = {
   // biome-ignore lint/suspicious/noExplicitAny: see BlockRegistry
   blocks: defineRegistry<BlockDefinition<any>>('block', {
     token: TOKENS.BlockRegistry,
-    check: (definition) => requireFlops(definition, `block '${definition.name}'`, 'flops(config, { dModel, seqLen })'),
+    check: (definition) => {
+      requireFlops(definition, `block '${definition.name}'`, 'flops(config, { dModel, seqLen })');
+      requireStateBytes(definition);
+    },
   }),
   // biome-ignore lint/suspicious/noExplicitAny: see TaskRegistry
   tasks: defineRegistry<TaskDefinition<any>>('task', { token: TOKENS.TaskRegistry }),
@@ -107,6 +110,16 @@ function requireFlops(piece: object, what: string, signature: string): void {
     throw new InterleaveError(
       `${what} has no ${signature} method: every block, norm and MLP declares its FLOPs per token ` +
         '(see BlockDefinition.flops in @interleave/core)',
+    );
+  }
+}
+
+/** As requireFlops: a JavaScript block could omit its state size and fail only in `inspect`. */
+function requireStateBytes(definition: object & { name: string }): void {
+  if (typeof (definition as { stateBytes?: unknown }).stateBytes !== 'function') {
+    throw new InterleaveError(
+      `block '${definition.name}' has no stateBytes(config, { dModel, length }) method: every block declares ` +
+        'the bytes of its step state per sequence (see BlockDefinition.stateBytes in @interleave/core)',
     );
   }
 }

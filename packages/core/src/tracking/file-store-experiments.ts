@@ -3,6 +3,7 @@ import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InterleaveError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic-write.js';
+import { fileErrorReason } from '../io/file-error-reason.js';
 import { parseMetaYaml, toFileUri, toMetaYaml } from './file-store-format.js';
 import { validateExperimentName } from './mlflow-names.js';
 
@@ -186,5 +187,5 @@ export function describeFsError(error: unknown): string {
     ENOTDIR: 'a part of the path is a file, not a folder',
     ENOSPC: 'no space left on device',
   };
-  return (code && reasons[code]) ?? (error as Error).message;
+  return (code && reasons[code]) ?? fileErrorReason(error) ?? (error as Error).message;
 }

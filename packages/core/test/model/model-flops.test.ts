@@ -20,6 +20,7 @@ function fakeBlock(name: string): BlockDefinition<{ scale: number }> {
       forward: scale * dModel * seqLen,
       backward: 2 * scale * dModel * seqLen,
     }),
+    stateBytes: ({ scale }, { dModel }) => ({ bytes: 4 * scale * dModel, growsWithLength: false }),
   };
 }
 
@@ -105,6 +106,14 @@ describe('registration demands a FLOP count', () => {
       "block 'js_block' has no flops(config, { dModel, seqLen }) method",
     );
     expect(() => api.registerBlock(fakeBlock('ts_block'))).not.toThrow();
+  });
+
+  it('rejects a block without stateBytes, naming it', () => {
+    const api = pluginApi(createContainer());
+    const { stateBytes: _omitted, ...withoutState } = fakeBlock('stateless_js_block');
+    expect(() => api.registerBlock(withoutState as BlockDefinition<unknown>)).toThrow(
+      "block 'stateless_js_block' has no stateBytes(config, { dModel, length }) method",
+    );
   });
 
   it('rejects a norm or MLP without flops', () => {

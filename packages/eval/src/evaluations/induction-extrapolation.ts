@@ -2,6 +2,7 @@ import type { EvaluationDefinition } from '@interleave/core';
 import { z } from 'zod';
 import { inductionTestBatches } from '../tasks/induction-heads.js';
 import { lastPredictionsByStep } from './model-predictions.js';
+import { wilsonInterval } from './wilson-interval.js';
 
 /**
  * Induction-heads accuracy at lengths far beyond training (docs/design.md#evaluations), every model in its
@@ -51,11 +52,17 @@ export const inductionExtrapolationEvaluation: EvaluationDefinition<InductionExt
       }
       firstStateBytes ??= bytes;
       growing ||= bytes > firstStateBytes;
+      const interval = wilsonInterval(correct, counted);
       metrics[`eval/induction/len_${length}/accuracy`] = correct / counted;
+      // 95% Wilson interval and the count behind it: 64 examples give ±6 points, 1000 about ±1.5.
+      metrics[`eval/induction/len_${length}/accuracy_ci_low`] = interval.low;
+      metrics[`eval/induction/len_${length}/accuracy_ci_high`] = interval.high;
+      metrics[`eval/induction/len_${length}/examples`] = counted;
       metrics[`eval/induction/len_${length}/state_bytes_per_sequence`] = bytes;
       const seconds = (performance.now() - started) / 1000;
       log(
         `induction heads length ${length}: accuracy ${(correct / counted).toFixed(4)} ` +
+          `(95% CI ${interval.low.toFixed(3)}–${interval.high.toFixed(3)}, ${counted} examples) ` +
           `(state ${(bytes / 1024).toFixed(1)} KiB/sequence, ${seconds.toFixed(1)}s)`,
       );
     }

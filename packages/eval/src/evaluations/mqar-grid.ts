@@ -2,6 +2,7 @@ import type { EvaluationDefinition } from '@interleave/core';
 import { z } from 'zod';
 import { MqarTask, mqarSchema } from '../tasks/mqar.js';
 import { maskedAccuracyByForward } from './model-predictions.js';
+import { wilsonInterval } from './wilson-interval.js';
 
 /**
  * MQAR accuracy over a grid of (seq_len, num_kv_pairs) (docs/design.md#evaluations), on test sets drawn from the
@@ -13,8 +14,8 @@ export const mqarGridSchema = z.strictObject({
   num_kv_pairs: z.array(z.number().int().positive()).min(1),
   examples: z.number().int().positive().default(256),
   batch_size: z.number().int().positive().default(64),
-  /** Default: the training task's value when it is MQAR, else MQAR's default. */
-  power_a: z.number().positive().optional(),
+  /** Default: the training task's `test_power_a` when it is MQAR, else MQAR's default. */
+  test_power_a: z.number().positive().optional(),
   random_non_queries: z.boolean().optional(),
 });
 
@@ -34,7 +35,7 @@ export const mqarGridEvaluation: EvaluationDefinition<MqarGridConfig> = {
           seq_len: seqLen,
           num_kv_pairs: pairs,
           test_examples: config.examples,
-          power_a: config.power_a ?? trained.power_a,
+          test_power_a: config.test_power_a ?? trained.test_power_a,
           random_non_queries: config.random_non_queries ?? trained.random_non_queries,
         });
         const name = `L${seqLen}_K${pairs}`;
@@ -57,6 +58,10 @@ export const mqarGridEvaluation: EvaluationDefinition<MqarGridConfig> = {
           counted += result.counted;
         }
         metrics[`eval/mqar/${name}/accuracy`] = correct / counted;
+        // Queries are not independent within an example; the interval over queries is a lower bound on the error.
+        const interval = wilsonInterval(correct, counted);
+        metrics[`eval/mqar/${name}/accuracy_ci_low`] = interval.low;
+        metrics[`eval/mqar/${name}/accuracy_ci_high`] = interval.high;
         log(`mqar seq_len=${seqLen} kv_pairs=${pairs}: accuracy ${(correct / counted).toFixed(4)}`);
       }
     }

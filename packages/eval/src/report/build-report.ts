@@ -3,9 +3,11 @@ import { architectureColors } from './architecture-colors.js';
 import { computeSection } from './compute-section.js';
 import { loadExperimentRuns } from './experiment-runs.js';
 import { inductionSection } from './induction-section.js';
+import { learningRateSection } from './learning-rate-section.js';
 import { mqarSection } from './mqar-section.js';
 import type { ExperimentReport } from './report-document.js';
 import { runTableSection } from './run-table-section.js';
+import { stateSizeSection } from './state-size-section.js';
 
 export interface BuildReportOptions {
   /** MLflow tracking URI: `./mlruns`, a path, or `file:///…`. */
@@ -34,6 +36,8 @@ export async function buildExperimentReport(options: BuildReportOptions): Promis
     sections: [
       await mqarSection(runs, colors),
       await inductionSection(runs, colors),
+      await learningRateSection(runs, colors),
+      await stateSizeSection(runs, colors),
       await computeSection(runs, colors, options.fit ?? DEFAULT_REPORT_FIT_OPTIONS),
       runTableSection(runs),
     ],

@@ -22,6 +22,8 @@ export interface MqarPoint {
 export interface InductionPoint {
   length: number;
   accuracy: number;
+  /** The 95% Wilson interval and the examples behind it, for runs that logged them. */
+  interval?: { low: number; high: number; examples: number };
 }
 
 /** A run reduced to what a report shows: final metric values and the params it groups by. */
@@ -43,6 +45,12 @@ export interface ReportRun {
   evalLoss: number | undefined;
   /** Cumulative training FLOPs at the last logged step. */
   computeFlops: number | undefined;
+  /** The peak learning rate (`train.optimizer.lr`). */
+  learningRate: number | undefined;
+  /** The recurrent state per sequence at the training length (`model.state_bytes_per_sequence`). */
+  stateBytes: number | undefined;
+  /** Whether that state grows with the sequence (full attention, Hyena): then it holds at `seqLen` only. */
+  stateGrows: boolean;
   mqar: MqarPoint[];
   induction: InductionPoint[];
 }
@@ -78,7 +86,14 @@ async function summarizeRun(uri: string, record: RunRecord): Promise<ReportRun> 
     const inductionMatch = INDUCTION_METRIC.exec(key);
     if (inductionMatch) {
       const accuracy = await last(key);
-      if (accuracy !== undefined) induction.push({ length: Number(inductionMatch[1]), accuracy });
+      const length = Number(inductionMatch[1]);
+      const low = await last(`eval/induction/len_${length}/accuracy_ci_low`);
+      const high = await last(`eval/induction/len_${length}/accuracy_ci_high`);
+      const examples = await last(`eval/induction/len_${length}/examples`);
+      if (accuracy !== undefined) {
+        const interval = low !== undefined && high !== undefined && examples !== undefined;
+        induction.push({ length, accuracy, ...(interval ? { interval: { low, high, examples } } : {}) });
+      }
     }
   }
   const params = record.params;
@@ -112,6 +127,9 @@ async function summarizeRun(uri: string, record: RunRecord): Promise<ReportRun> 
     evalAccuracy,
     evalLoss: await last('eval/loss'),
     computeFlops: await last('compute/flops'),
+    learningRate: numericParam(params, 'train.optimizer.lr'),
+    stateBytes: numericParam(params, 'model.state_bytes_per_sequence'),
+    stateGrows: params['model.state_grows_with_length'] === 'true',
     mqar: mqar.sort((a, b) => a.seqLen - b.seqLen || a.numKvPairs - b.numKvPairs),
     induction: induction.sort((a, b) => a.length - b.length),
   };

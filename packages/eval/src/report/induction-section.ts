@@ -1,6 +1,6 @@
 import type { TopLevelSpec } from 'vega-lite';
 import { type ColorScale, colorsFor } from './architecture-colors.js';
-import type { ReportRun } from './experiment-runs.js';
+import type { InductionPoint, ReportRun } from './experiment-runs.js';
 import { formatAccuracy, MISSING } from './format-cells.js';
 import { accuracyAxis, type PlotLayer, powerOfTwoLabels } from './plot-axes.js';
 import { renderPlot } from './render-plot.js';
@@ -89,6 +89,9 @@ export async function inductionSection(runs: readonly ReportRun[], colors: Color
   section.description =
     'Accuracy of recalling the token after the special token at the end of the sequence, at lengths beyond the training length (dashed line).';
   section.tables.push(accuracyTable(chosen, lengths));
+  if (chosen.some((run) => run.induction.some((point) => point.interval !== undefined))) {
+    section.tables.push(intervalTable(chosen, lengths));
+  }
   for (const run of chosen) {
     const others = runs.filter(
       (other) => other.status === 'FINISHED' && other.architecture === run.architecture && other.induction.length > 0,
@@ -122,6 +125,24 @@ function accuracyTable(chosen: readonly ReportRun[], lengths: readonly number[])
       ...lengths.map((length) => formatAccuracy(run.induction.find((point) => point.length === length)?.accuracy)),
     ]),
     numeric: [false, false, true, ...lengths.map(() => true)],
+  };
+}
+
+/** The error bars: each cell's 95% Wilson interval and the examples it was measured on. */
+function intervalTable(chosen: readonly ReportRun[], lengths: readonly number[]): ReportTable {
+  const cell = (point: InductionPoint | undefined) =>
+    point?.interval === undefined
+      ? MISSING
+      : `${point.interval.low.toFixed(3)}–${point.interval.high.toFixed(3)} (n=${point.interval.examples})`;
+  return {
+    caption: 'Induction-heads accuracy: 95% Wilson intervals (examples per length)',
+    columns: ['architecture', 'run', ...lengths.map(String)],
+    rows: chosen.map((run) => [
+      run.architecture,
+      run.runName,
+      ...lengths.map((length) => cell(run.induction.find((point) => point.length === length))),
+    ]),
+    numeric: [false, false, ...lengths.map(() => false)],
   };
 }
 

@@ -1,5 +1,6 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '@interleave/core';
 import { renderReportHtml } from './render-html.js';
 import { PLOTS_FOLDER, renderReportMarkdown } from './render-markdown.js';
 import type { ExperimentReport } from './report-document.js';
@@ -21,6 +22,7 @@ export async function writeReport(report: ExperimentReport, directory: string): 
     ),
   ];
   await mkdir(join(directory, PLOTS_FOLDER), { recursive: true });
-  for (const file of files) await writeFile(join(directory, file.path), file.content);
+  // Atomically: a disk that fills up mid-report leaves the previous report whole, not half of a new one.
+  for (const file of files) await writeFileAtomic(join(directory, file.path), file.content);
   return { directory, files };
 }

@@ -19,9 +19,25 @@ export const mqarSchema = z
     num_kv_pairs: z.number().int().min(1),
     train_examples: z.number().int().positive().default(100_000),
     test_examples: z.number().int().positive().default(1000),
-    /** Gap slot g is drawn with weight g^(power_a − 1): small values favour short gaps, 1 = uniform. */
-    power_a: z.number().positive().finite().default(0.01),
-    /** Fill the positions that are neither pairs nor queries with random tokens (Zoology's default). */
+    /**
+     * Query gap slot g is drawn with weight g^(power_a − 1): small values favour short gaps, 1 =
+     * uniform. Separate for the train and the test set, as Zoology's `multiquery_ar`.
+     */
+    train_power_a: z.number().positive().finite().default(0.01),
+    test_power_a: z.number().positive().finite().default(0.01),
+    /** The old single key: an error that says how to migrate (both values were the same). */
+    power_a: z
+      .never({
+        error:
+          "power_a was split into train_power_a and test_power_a (as in Zoology's multiquery_ar); " +
+          'write both, e.g. power_a: 0.01 → train_power_a: 0.01 and test_power_a: 0.01',
+      })
+      .optional(),
+    /**
+     * Zoology's `random_non_queries`: fill the positions that are neither pairs nor queries with
+     * uniform tokens from the whole vocabulary (true, its default), or leave them 0 (false, as in
+     * its Figure 2 configs).
+     */
     random_non_queries: z.boolean().default(true),
   })
   .superRefine((config, context) => {
@@ -50,7 +66,8 @@ const TRAIN_ORDER_STREAM = 'mqar/train-order';
 export class MqarTask implements Task {
   readonly description: string;
   readonly seqLen: number;
-  private readonly writer: MqarExampleWriter;
+  private readonly trainWriter: MqarExampleWriter;
+  private readonly testWriter: MqarExampleWriter;
   private readonly trainStreams: IndexedStreams;
   private readonly testStreams: IndexedStreams;
   private readonly trainOrder: EpochOrder;
@@ -62,13 +79,16 @@ export class MqarTask implements Task {
     checkVocabulary(config, context.vocabSize);
     this.seqLen = config.seq_len;
     this.description = `mqar seq_len=${config.seq_len} kv_pairs=${config.num_kv_pairs}`;
-    this.writer = new MqarExampleWriter({
-      seqLen: config.seq_len,
-      numKvPairs: config.num_kv_pairs,
-      vocabSize: context.vocabSize,
-      powerA: config.power_a,
-      randomNonQueries: config.random_non_queries,
-    });
+    const writer = (powerA: number) =>
+      new MqarExampleWriter({
+        seqLen: config.seq_len,
+        numKvPairs: config.num_kv_pairs,
+        vocabSize: context.vocabSize,
+        powerA,
+        randomNonQueries: config.random_non_queries,
+      });
+    this.trainWriter = writer(config.train_power_a);
+    this.testWriter = writer(config.test_power_a);
     this.trainStreams = new IndexedStreams(context.seed, TRAIN_STREAM);
     this.testStreams = new IndexedStreams(context.seed, TEST_STREAM);
     this.trainOrder = new EpochOrder(config.train_examples, new IndexedStreams(context.seed, TRAIN_ORDER_STREAM));
@@ -80,7 +100,7 @@ export class MqarTask implements Task {
     const batch = emptyTokenBatch(batchSize, this.seqLen);
     const first = batchIndex * batchSize;
     for (let row = 0; row < batchSize; row++) {
-      this.writer.write(this.trainStreams.open(this.trainExampleAt(first + row)), batch, row);
+      this.trainWriter.write(this.trainStreams.open(this.trainExampleAt(first + row)), batch, row);
     }
     return batch;
   }
@@ -91,7 +111,7 @@ export class MqarTask implements Task {
     for (let first = 0; first < this.config.test_examples; first += batchSize) {
       const rows = Math.min(batchSize, this.config.test_examples - first);
       const batch = emptyTokenBatch(rows, this.seqLen);
-      for (let row = 0; row < rows; row++) this.writer.write(this.testStreams.open(first + row), batch, row);
+      for (let row = 0; row < rows; row++) this.testWriter.write(this.testStreams.open(first + row), batch, row);
       batches.push(batch);
     }
     return batches;
@@ -107,7 +127,7 @@ export class MqarTask implements Task {
     if (!Number.isInteger(index) || index < 0 || index >= this.config.train_examples) {
       throw new RangeError(`train example ${index} is outside 0 .. ${this.config.train_examples - 1}`);
     }
-    return this.single(this.trainStreams, index);
+    return this.single(this.trainWriter, this.trainStreams, index);
   }
 
   /** Test example `index` alone, as a batch of one. */
@@ -115,12 +135,12 @@ export class MqarTask implements Task {
     if (!Number.isInteger(index) || index < 0 || index >= this.config.test_examples) {
       throw new RangeError(`test example ${index} is outside 0 .. ${this.config.test_examples - 1}`);
     }
-    return this.single(this.testStreams, index);
+    return this.single(this.testWriter, this.testStreams, index);
   }
 
-  private single(streams: IndexedStreams, index: number): TokenBatch {
+  private single(writer: MqarExampleWriter, streams: IndexedStreams, index: number): TokenBatch {
     const batch = emptyTokenBatch(1, this.seqLen);
-    this.writer.write(streams.open(index), batch, 0);
+    writer.write(streams.open(index), batch, 0);
     return batch;
   }
 }

@@ -4,6 +4,7 @@ import { writeSafetensorsFile } from '@interleave/core';
 import type * as tf from '@tensorflow/tfjs';
 import { tensorRecords } from './checkpoint.js';
 import { type LoadModelOptions, loadModelFromCheckpoint } from './load-model.js';
+import { toRecurrentGemmaLayout } from './recurrentgemma-layout.js';
 import {
   MAMBA_SSM_CONFIG_KEY,
   mambaSsmConfig,
@@ -50,6 +51,7 @@ export async function exportCheckpoint(
       metadata[MAMBA_SSM_CONFIG_KEY] = JSON.stringify(mambaSsmConfig(blueprint.model, blueprint.layers));
       tensors = toMambaSsmLayout(tensors, blueprint.model.tie_embeddings);
     }
+    if (layout === 'recurrentgemma') tensors = toRecurrentGemmaLayout(tensors, blueprint.layers);
     await mkdir(dirname(outFile), { recursive: true });
     await writeSafetensorsFile(outFile, tensors, metadata);
     return {

@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { METADATA_KEYS } from './checkpoint.js';
 import { type CheckpointLocation, locateCheckpoint } from './checkpoint-location.js';
 import { blueprintFromConfigFile, blueprintFromMetadata, type ModelBlueprint } from './model-blueprint.js';
+import { fromRecurrentGemmaLayout } from './recurrentgemma-layout.js';
 import { detectLayout, fromMambaSsmLayout, type TensorSet, type WeightLayout } from './weight-layouts.js';
 
 export interface LoadModelOptions {
@@ -48,7 +49,12 @@ export async function loadModelFromCheckpoint(
   const { tensors, metadata } = await readSafetensorsFile(file);
   const blueprint = await findBlueprint(metadata, location, options.config);
   const layout = detectLayout(Object.keys(tensors));
-  const named = layout === 'mamba_ssm' ? fromMambaSsmLayout(tensors, blueprint.model.tie_embeddings, file) : tensors;
+  const named =
+    layout === 'mamba_ssm'
+      ? fromMambaSsmLayout(tensors, blueprint.model.tie_embeddings, file)
+      : layout === 'recurrentgemma'
+        ? fromRecurrentGemmaLayout(tensors, file)
+        : tensors;
   const model = LanguageModel.build({
     container: blueprint.container,
     config: blueprint.model,

@@ -1,13 +1,16 @@
 import { mambaBlock } from '@interleave/blocks';
 import { InterleaveError, type ModelConfig, type ResolvedLayer, type TensorRecord } from '@interleave/core';
+import { hasRecurrentGemmaNames } from './recurrentgemma-layout.js';
 
 /**
  * How tensors are named in a weights file. `interleave`: our own names (`layers.0.mixer.A_log`),
  * which are PyTorch's names for an equivalent module tree. `mamba_ssm`: the names of
  * state-spaces/mamba's `MambaLMHeadModel` (`backbone.layers.0.mixer.A_log`, `lm_head.weight`),
- * for models whose layers are all Mamba without MLP.
+ * for models whose layers are all Mamba without MLP. `recurrentgemma`: every RG-LRU layer's
+ * parameters under the names and layouts of google-deepmind/recurrentgemma's PyTorch
+ * `RecurrentBlock` (`blocks.0.recurrent_block.conv_1d.w`), the rest in ours (recurrentgemma-layout.ts).
  */
-export const WEIGHT_LAYOUTS = ['interleave', 'mamba_ssm'] as const;
+export const WEIGHT_LAYOUTS = ['interleave', 'mamba_ssm', 'recurrentgemma'] as const;
 export type WeightLayout = (typeof WEIGHT_LAYOUTS)[number];
 
 export type TensorSet = Record<string, TensorRecord>;
@@ -18,9 +21,13 @@ const EMBEDDING = 'embedding.weight';
 /** The metadata key holding `MambaLMHeadModel`'s config (its `config.json`) in a mamba_ssm file. */
 export const MAMBA_SSM_CONFIG_KEY = 'mamba_ssm.config';
 
-/** A file written by MambaLMHeadModel (or our `--layout mamba_ssm`) has every weight under `backbone.`. */
+/**
+ * A file written by MambaLMHeadModel (or our `--layout mamba_ssm`) has every weight under
+ * `backbone.`; one in the recurrentgemma layout has RG-LRU blocks under `blocks.<i>.recurrent_block.`.
+ */
 export function detectLayout(names: readonly string[]): WeightLayout {
-  return names.some((name) => name.startsWith(BACKBONE)) ? 'mamba_ssm' : 'interleave';
+  if (names.some((name) => name.startsWith(BACKBONE))) return 'mamba_ssm';
+  return hasRecurrentGemmaNames(names) ? 'recurrentgemma' : 'interleave';
 }
 
 /**

@@ -5,11 +5,13 @@ import { exportCommand } from './commands/export.js';
 import { fitCommand } from './commands/fit.js';
 import { generateCommand } from './commands/generate.js';
 import { importCommand } from './commands/import.js';
+import { inspectCommand } from './commands/inspect.js';
 import { mlflowCommand } from './commands/mlflow.js';
 import { reportCommand } from './commands/report.js';
 import { sweepCommand } from './commands/sweep.js';
 import { trainCommand } from './commands/train.js';
 import { workerCommand } from './commands/worker.js';
+import { explainFileError } from './file-errors.js';
 
 const COMMANDS: readonly Command[] = [
   trainCommand,
@@ -21,6 +23,7 @@ const COMMANDS: readonly Command[] = [
   workerCommand,
   reportCommand,
   fitCommand,
+  inspectCommand,
   mlflowCommand,
 ];
 
@@ -58,7 +61,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (thrown: unknown) => {
-    const error = explainMissingKernel(thrown) ?? thrown;
+    const error = explainMissingKernel(thrown) ?? explainFileError(thrown) ?? thrown;
     if (error instanceof InterleaveError) {
       process.stderr.write(`interleave: ${error.message}\n`);
     } else {

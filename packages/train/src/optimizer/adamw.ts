@@ -1,5 +1,6 @@
 import type { NamedParameter } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
+import { fusedAdamWAvailable, fusedAdamWUpdate } from './adamw-wgsl.js';
 
 export interface AdamWOptions {
   betas: readonly [number, number];
@@ -16,7 +17,8 @@ interface Moments {
 /**
  * AdamW (Loshchilov & Hutter) as PyTorch implements it: the decay is decoupled
  * (p ← p − lr·wd·p before the Adam update) and applies only to parameters marked `decay`
- * (norms, biases, `A_log` and `D` are not).
+ * (norms, biases, `A_log` and `D` are not). On webgpu each parameter's update is one fused
+ * dispatch (adamw-wgsl.ts) with the same arithmetic.
  */
 export class AdamW {
   private readonly moments: Moments[];
@@ -40,10 +42,28 @@ export class AdamW {
     const [beta1, beta2] = this.options.betas;
     const correction1 = 1 - beta1 ** this.stepCount;
     const correction2 = 1 - beta2 ** this.stepCount;
+    const fused = fusedAdamWAvailable();
     tf.tidy(() => {
       for (const { parameter, firstMoment, secondMoment } of this.moments) {
         const gradient = gradients[parameter.name];
         if (gradient === undefined) continue;
+        if (fused) {
+          const decayFactor =
+            parameter.decay && this.options.weightDecay > 0 ? 1 - learningRate * this.options.weightDecay : 1;
+          const [next, m, v] = fusedAdamWUpdate(parameter.variable, gradient, firstMoment, secondMoment, {
+            beta1,
+            beta2,
+            eps: this.options.eps,
+            learningRate,
+            decayFactor,
+            correction1,
+            correction2,
+          });
+          firstMoment.assign(m);
+          secondMoment.assign(v);
+          parameter.variable.assign(next);
+          continue;
+        }
         const m = firstMoment.mul(beta1).add(gradient.mul(1 - beta1));
         const v = secondMoment.mul(beta2).add(gradient.square().mul(1 - beta2));
         firstMoment.assign(m);

@@ -20,6 +20,8 @@ export interface AssembledRun {
   readonly trainer: Trainer;
   /** Analytic FLOPs per training token at the task's sequence length, rounded to whole FLOPs. */
   readonly flops: { readonly total: number; readonly forward: number };
+  /** The recurrent state per sequence at the training length: the x-axis of accuracy vs. state size. */
+  readonly state: { readonly bytes: number; readonly growsWithLength: boolean };
   /** The hash of the resolved config: names the config in checkpoints and on resume. */
   readonly configHash: string;
   /** Frees the model's and the optimizer's tensors. */
@@ -58,6 +60,7 @@ export function assembleRun(prepared: PreparedRun, backend: BackendChoice): Asse
     task: taskInstance,
     trainer,
     flops: { total: Math.round(modelFlops.total), forward: Math.round(modelFlops.forward) },
+    state: model.stateBytesPerSequence(taskInstance.seqLen),
     configHash: configHash(loaded.resolved),
     dispose() {
       trainer.dispose();

@@ -69,6 +69,8 @@ export async function recordRunSetup(
     'model.parameters': run.model.parameters.count(),
     'compute.flops_per_token': run.flops.total,
     'compute.forward_flops_per_token': run.flops.forward,
+    'model.state_bytes_per_sequence': run.state.bytes,
+    'model.state_grows_with_length': run.state.growsWithLength,
   });
   await tracker.logArtifact('config.yaml', stringify(loaded.resolved));
 }

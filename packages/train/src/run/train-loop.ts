@@ -65,9 +65,6 @@ export async function trainLoop(
     const metrics = await trainer.trainStep();
     losses.push(metrics.loss);
     progress.update(metrics);
-    if (!Number.isFinite(metrics.loss)) {
-      throw new InterleaveError(`loss became ${metrics.loss} at step ${metrics.step}; lower train.optimizer.lr`);
-    }
     await tracker.logMetrics(
       {
         'train/loss': metrics.loss,
@@ -84,7 +81,7 @@ export async function trainLoop(
     );
     const last = metrics.step === steps;
     if ((evalEvery !== null && metrics.step % evalEvery === 0) || last) {
-      const evaluation = await trainer.evaluate();
+      const evaluation = await evaluateFinite(trainer, metrics.step);
       finalEval = evaluation;
       progress.log(
         `eval @ step ${metrics.step}: test loss ${evaluation.loss.toFixed(4)}, accuracy ${evaluation.accuracy.toFixed(4)}`,
@@ -97,9 +94,20 @@ export async function trainLoop(
   progress.finish();
   const status = trainer.stepsDone < steps ? ('KILLED' as const) : ('FINISHED' as const);
   if (finalEval === undefined) {
-    finalEval = await trainer.evaluate();
+    finalEval = await evaluateFinite(trainer, trainer.stepsDone);
     await tracker.logMetrics({ 'eval/loss': finalEval.loss, 'eval/accuracy': finalEval.accuracy }, trainer.stepsDone);
   }
   await checkpoint();
   return { steps: trainer.stepsDone, seconds: progress.elapsedSeconds, losses, finalEval, status };
+}
+
+/** An evaluation whose loss is not a number fails the run, as a non-finite training loss does. */
+async function evaluateFinite(trainer: Trainer, step: number): Promise<EvalMetrics> {
+  const evaluation = await trainer.evaluate();
+  if (!Number.isFinite(evaluation.loss)) {
+    throw new InterleaveError(
+      `the test loss became ${evaluation.loss} in the evaluation at step ${step} (${evaluation.examples} examples)`,
+    );
+  }
+  return evaluation;
 }

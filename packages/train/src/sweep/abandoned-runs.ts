@@ -41,6 +41,12 @@ function isAbandoned(run: RunRecord, otherHosts: boolean): boolean {
   return !isAlive(Number(pid));
 }
 
+/** Whether the process an `interleave.worker` owner (`host:pid`) names is gone from this machine. */
+export function ownerIsGone(owner: string): boolean {
+  const match = /^(.*):(\d+)$/.exec(owner);
+  return match !== null && match[1] === hostname() && !isAlive(Number(match[2]));
+}
+
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);

@@ -6,8 +6,9 @@ import { findFinishedTrialRun } from './trial-runs.js';
 const CLAIM_MS = 60_000;
 
 /**
- * A run may finish unless another run of the same trial already has: enough where one process
- * schedules every trial (a local sweep), since no two runs of a trial are then alive at once.
+ * A run may finish unless another run of the same trial already has: enough for local sweeps,
+ * which claim each trial in the store before running it (trial-claims.ts), so no two runs of a
+ * trial are alive at once; this is the last check behind the claim.
  */
 export const finishUnlessFinishedElsewhere: FinishGate = async (job, runId) => {
   const other = await findFinishedTrialRun(job.tracking, job.trialId, runId);

@@ -72,7 +72,11 @@ export async function planSweep(file: string, overrides: readonly string[] = [])
   const loaded = resolveExperimentConfig(files, overrides);
   const sweep = loaded.config.sweep;
   if (sweep === undefined || sweep === null) {
-    throw new InterleaveError(`${file} has no 'sweep:' section; train a single config with: interleave train ${file}`);
+    throw new ConfigError(
+      `no 'sweep:' section; train a single config with: interleave train ${file}`,
+      ['sweep'],
+      loaded.locate(['sweep']),
+    );
   }
   const keys = Object.keys(sweep.parameters);
   for (const key of keys) checkParameterPath(loaded, key);

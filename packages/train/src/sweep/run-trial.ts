@@ -30,6 +30,7 @@ export async function runTrial(job: TrialJob, options: RunTrialOptions): Promise
       stopSignal: options.stopSignal,
       runName: job.runName,
       tags: trialTags(job),
+      ...(job.resumeRunId === undefined ? {} : { resumeRunId: job.resumeRunId }),
       beforeFinish: async (id) => {
         runId = id;
         return options.beforeFinish(id);

@@ -6,6 +6,8 @@ export interface TrialJob extends TrialSpec {
   readonly parentRunId: string;
   /** Where the trial's training log goes (a file in the parent run's artifacts); none: discarded. */
   readonly logFile?: string;
+  /** An earlier run of this trial to continue from its last checkpoint (a trial that was killed). */
+  readonly resumeRunId?: string;
 }
 
 /** How one attempt at a trial ended. */

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { fusedCrossEntropyAvailable, fusedMaskedCrossEntropy } from './cross-entropy-wgsl.js';
 
 /** Targets and the positions that count, as tensors: targets [B, L] int32, mask [B, L] float32. */
 export interface Supervision {
@@ -10,8 +11,24 @@ export interface Supervision {
  * Mean cross-entropy over the positions where mask = 1 (MQAR: query positions only). The
  * gradient, (softmax − onehot) · mask / count, is written out: tfjs would differentiate the
  * max inside log-sum-exp through a broadcast `equal`, which costs ~14 ms per call on wasm.
+ * On webgpu two fused kernels (cross-entropy-wgsl.ts) replace the tf ops.
  */
-export function maskedCrossEntropy(logits: tf.Tensor3D, { targets, mask }: Supervision): tf.Scalar {
+export function maskedCrossEntropy(logits: tf.Tensor3D, supervision: Supervision): tf.Scalar {
+  if (fusedCrossEntropyAvailable()) {
+    const { targets, mask } = supervision;
+    return tf.tidy(() =>
+      fusedMaskedCrossEntropy(
+        logits.reshape([-1, logits.shape[2]]),
+        targets.reshape([-1]) as tf.Tensor1D,
+        mask.reshape([-1]) as tf.Tensor1D,
+      ),
+    );
+  }
+  return maskedCrossEntropyWithOps(logits, supervision);
+}
+
+/** The tf-op form of `maskedCrossEntropy`, on every backend. */
+export function maskedCrossEntropyWithOps(logits: tf.Tensor3D, { targets, mask }: Supervision): tf.Scalar {
   const vocab = logits.shape[2];
   const loss = tf.customGrad((logitsArg, save) => {
     const flatLogits = (logitsArg as tf.Tensor).reshape([-1, vocab]) as tf.Tensor2D;

@@ -1,10 +1,11 @@
-import type { LanguageModel, Task, TokenBatch } from '@interleave/core';
+import { type LanguageModel, type Task, type TokenBatch, throwIfWebgpuFailed } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import type { TrainConfig } from '../config/train-schema.js';
 import { AdamW } from '../optimizer/adamw.js';
 import { clipByGlobalNorm } from '../optimizer/clip-gradients.js';
 import { learningRateAt } from '../optimizer/schedule.js';
 import { maskedCorrect, maskedCrossEntropy, type Supervision } from './objective.js';
+import { checkStepHealth } from './step-health.js';
 
 export interface StepMetrics {
   /** The update just applied, 1-based. */
@@ -57,7 +58,9 @@ export class Trainer {
     const parameters = this.model.parameters.list();
     let correct: tf.Scalar | undefined;
     let counted: tf.Scalar | undefined;
-    const [loss, gradNorm] = tf.tidy(() => {
+    // The gradients outlive the update until the norm is read: a non-finite norm names the first
+    // non-finite one.
+    const { loss, gradNorm, gradients } = tf.tidy(() => {
       const { inputs, supervision } = toTensors(batch);
       const { value, grads } = tf.variableGrads(
         () => {
@@ -74,12 +77,19 @@ export class Trainer {
         const gradient = grads[variable.name];
         if (gradient) byName[name] = gradient;
       }
-      const { gradients, norm } = clipByGlobalNorm(byName, this.train.grad_clip);
-      this.optimizer.apply(gradients, learningRate);
-      return [value, norm];
+      const clipped = clipByGlobalNorm(byName, this.train.grad_clip);
+      this.optimizer.apply(clipped.gradients, learningRate);
+      return { loss: value, gradNorm: clipped.norm, gradients: byName };
     });
-    const values = await readScalars([loss, gradNorm, correct, counted] as tf.Tensor[]);
-    tf.dispose([loss, gradNorm, correct, counted] as tf.Tensor[]);
+    const step = this.completed + 1;
+    const scalars = [loss, gradNorm, correct, counted] as tf.Tensor[];
+    let values: number[];
+    try {
+      values = await readScalars(scalars, `training step ${step}`);
+      await checkStepHealth(step, values[0] as number, values[1] as number, gradients);
+    } finally {
+      tf.dispose([...scalars, ...Object.values(gradients)]);
+    }
     this.completed += 1;
     const [lossValue, normValue, correctValue, countedValue] = values as [number, number, number, number];
     return {
@@ -105,8 +115,14 @@ export class Trainer {
         const hits = maskedCorrect(logits, supervision);
         return [maskedCrossEntropy(logits, supervision), hits.correct, hits.counted];
       });
-      const [l, c, n] = (await readScalars([loss, correct, counted] as tf.Tensor[])) as [number, number, number];
-      tf.dispose([loss, correct, counted] as tf.Tensor[]);
+      const scalars = [loss, correct, counted] as tf.Tensor[];
+      let values: number[];
+      try {
+        values = await readScalars(scalars, 'evaluation');
+      } finally {
+        tf.dispose(scalars);
+      }
+      const [l, c, n] = values as [number, number, number];
       lossSum += l * n;
       correctSum += c;
       countedSum += n;
@@ -124,9 +140,25 @@ export class Trainer {
   }
 }
 
-/** Values of scalar tensors, read without blocking: webgpu in Node cannot read synchronously. */
-async function readScalars(tensors: tf.Tensor[]): Promise<number[]> {
-  return Promise.all(tensors.map(async (tensor) => (await tensor.data())[0] as number));
+/**
+/**
+ * Values of scalar tensors, read without blocking (webgpu in Node cannot read synchronously), in
+ * ONE read-back: on a GPU each read is a submit, a copy and a wait for the queue to drain. A GPU
+ * error since the last read is thrown here, `during` naming the step: it caused the values.
+ */
+async function readScalars(tensors: tf.Tensor[], during: string): Promise<number[]> {
+  const packed = tf.tidy(() => tf.stack(tensors.map((tensor) => tensor.cast('float32').reshape([]))));
+  let values: Float32Array | Int32Array | Uint8Array;
+  try {
+    values = await packed.data();
+  } catch (error) {
+    throwIfWebgpuFailed(during);
+    throw error;
+  } finally {
+    packed.dispose();
+  }
+  throwIfWebgpuFailed(during);
+  return Array.from(values);
 }
 
 function toTensors(batch: TokenBatch): { inputs: tf.Tensor2D; supervision: Supervision } {

@@ -2,6 +2,7 @@ import type * as tf from '@tensorflow/tfjs';
 import { HOST_BACKENDS, type HostBackendName, runOnHostMemory } from './host-memory.js';
 import { registerOnce } from './register-once.js';
 import { linearRecurrenceBackward, linearRecurrenceForward, type RecurrenceDims } from './scan-math.mjs';
+import { linearRecurrenceBackwardOnGpu, linearRecurrenceForwardOnGpu } from './webgpu/linear-recurrence-wgsl.js';
 
 /** tfjs kernel names: h = recurrence(a, b), and (da, db) given (a, h, dy). */
 export const LINEAR_RECURRENCE_KERNEL = 'InterleaveLinearRecurrence';
@@ -45,3 +46,13 @@ for (const backendName of HOST_BACKENDS) {
   registerOnce(LINEAR_RECURRENCE_KERNEL, backendName, forwardKernel(backendName));
   registerOnce(LINEAR_RECURRENCE_GRAD_KERNEL, backendName, backwardKernel(backendName));
 }
+
+// On webgpu the same kernels are WGSL shaders (webgpu/linear-recurrence-wgsl.ts).
+registerOnce(LINEAR_RECURRENCE_KERNEL, 'webgpu', ({ inputs, backend }) => {
+  const { a, b } = inputs as Record<'a' | 'b', tf.TensorInfo>;
+  return linearRecurrenceForwardOnGpu(backend as tf.KernelBackend, [a, b]);
+});
+registerOnce(LINEAR_RECURRENCE_GRAD_KERNEL, 'webgpu', ({ inputs, backend }) => {
+  const { a, h, dy } = inputs as Record<'a' | 'h' | 'dy', tf.TensorInfo>;
+  return linearRecurrenceBackwardOnGpu(backend as tf.KernelBackend, [a, h, dy]);
+});

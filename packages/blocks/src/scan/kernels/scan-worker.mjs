@@ -9,6 +9,20 @@ const JOB = 0;
 const DONE = 1;
 const FAILED = 2;
 const { control, port } = workerData;
+// The caller posts the job's message before it publishes the job number, so the message should
+// be there when the number is. Once, on a machine under very heavy load (load average ~20 on two
+// cores), a worker found the number but not yet the message; rather than fail the training run,
+// look again for a bounded time before calling it an error.
+const MESSAGE_PATIENCE_MS = 10_000;
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+function nextMessage() {
+  const deadline = Date.now() + MESSAGE_PATIENCE_MS;
+  for (let received = receiveMessageOnPort(port); ; received = receiveMessageOnPort(port)) {
+    if (received !== undefined || Date.now() > deadline) return received;
+    Atomics.wait(pause, 0, 0, 1);
+  }
+}
 
 let seen = 0;
 Atomics.store(control, DONE, -1); // ready
@@ -16,9 +30,10 @@ Atomics.notify(control, DONE);
 for (;;) {
   Atomics.wait(control, JOB, seen);
   seen = Atomics.load(control, JOB);
-  const received = receiveMessageOnPort(port);
+  const received = nextMessage();
   try {
-    if (received === undefined) throw new Error(`job ${seen} arrived without its message`);
+    if (received === undefined)
+      throw new Error(`job ${seen} arrived without its message (waited ${MESSAGE_PATIENCE_MS} ms)`);
     const { routine, arrays, dims, start, end } = received.message;
     SCAN_ROUTINES[routine](arrays, dims, start, end);
   } catch (error) {

@@ -3,6 +3,7 @@ import { HOST_BACKENDS, type HostBackendName, runOnHostMemory } from './host-mem
 import { registerOnce } from './register-once.js';
 import { type SelectiveScanDims, selectiveScanBackward, selectiveScanForward } from './scan-math.mjs';
 import { SharedArena } from './shared-arena.js';
+import { selectiveScanBackwardOnGpu, selectiveScanForwardOnGpu } from './webgpu/selective-scan-wgsl.js';
 import { kernelThreadCount, kernelWorkerPool } from './worker-pool.js';
 
 /** tfjs kernel names: y = scan(x, dt, a, b, c), and its five input gradients given dy. */
@@ -106,3 +107,13 @@ for (const backendName of HOST_BACKENDS) {
   registerOnce(SELECTIVE_SCAN_KERNEL, backendName, forwardKernel(backendName));
   registerOnce(SELECTIVE_SCAN_GRAD_KERNEL, backendName, backwardKernel(backendName));
 }
+
+// On webgpu the same kernels are WGSL shaders (webgpu/selective-scan-wgsl.ts).
+registerOnce(SELECTIVE_SCAN_KERNEL, 'webgpu', ({ inputs, backend }) => {
+  const { x, dt, a, b, c } = inputs as Record<'x' | 'dt' | 'a' | 'b' | 'c', tf.TensorInfo>;
+  return selectiveScanForwardOnGpu(backend as tf.KernelBackend, [x, dt, a, b, c]);
+});
+registerOnce(SELECTIVE_SCAN_GRAD_KERNEL, 'webgpu', ({ inputs, backend }) => {
+  const { x, dt, a, b, c, dy } = inputs as Record<'x' | 'dt' | 'a' | 'b' | 'c' | 'dy', tf.TensorInfo>;
+  return selectiveScanBackwardOnGpu(backend as tf.KernelBackend, [x, dt, a, b, c, dy]);
+});

@@ -7,7 +7,7 @@ import { type Command, parseCommandLine } from '../command.js';
 export const importCommand: Command = {
   name: 'import',
   usage: `  import <file.safetensors> --config <config.yaml> --out <dir>
-      check PyTorch weights (our layout or MambaLMHeadModel's) against a config and write them as
+      check PyTorch weights (our layout, MambaLMHeadModel's or recurrentgemma's) against a config and write them as
       <dir>/${MODEL_FILE}, with the config in its metadata, for any command that takes a checkpoint`,
   async run(args) {
     const { values, positionals } = parseCommandLine(args, {

@@ -1,0 +1,225 @@
+import { capabilitiesOf, LanguageModel, SeededRandom, selectBackend } from '@interleave/core';
+import { prepareRun, Trainer } from '@interleave/train';
+import * as tf from '@tensorflow/tfjs';
+import { linearRecurrence } from '../../packages/blocks/src/scan/linear-recurrence.js';
+import { type ScanImplementation, selectiveScan } from '../../packages/blocks/src/scan/selective-scan.js';
+
+/**
+ * GPU figures for docs/gpu.md ("Speed: kernels and per-op cost"), one JSON line per figure:
+ *   node kernel-probe.mjs [tinyop] [matmul] [scan] [recurrence] [hybrid[:batch[:seq_len]]] ...
+ * Runs on whatever `INTERLEAVE_BACKEND` names (webgpu on the GPU machine). Times are wall-clock
+ * around work that ends in a read-back, so GPU execution is included.
+ */
+
+interface PoolCounters {
+  numBytesUsed: number;
+  numBytesAllocated: number;
+}
+interface BufferManagerLike extends PoolCounters {
+  acquireBuffer: (...args: unknown[]) => unknown;
+}
+
+let peakAllocated = 0;
+let peakUsed = 0;
+
+/** Runs `step` `times` times back to back and reads one scalar at the end: ms per run. */
+async function timeOnGpu(times: number, step: () => tf.Tensor[]): Promise<number> {
+  const start = performance.now();
+  const sums: tf.Tensor[] = [];
+  for (let i = 0; i < times; i++) {
+    const outputs = step();
+    sums.push(tf.tidy(() => tf.addN(outputs.map((t) => t.sum()))));
+    tf.dispose(outputs);
+  }
+  const total = tf.tidy(() => sums.reduce((sum: tf.Tensor, part) => sum.add(part), tf.scalar(0)));
+  await total.data();
+  tf.dispose([...sums, total]);
+  return (performance.now() - start) / times;
+}
+
+/** Tracks the peak of tfjs-webgpu's allocated and in-use buffer bytes. */
+function trackPeakMemory(): void {
+  const manager = (tf.backend() as unknown as { bufferManager?: BufferManagerLike }).bufferManager;
+  if (manager === undefined) return;
+  const acquire = manager.acquireBuffer.bind(manager);
+  manager.acquireBuffer = (...args: unknown[]) => {
+    const buffer = acquire(...args);
+    peakAllocated = Math.max(peakAllocated, manager.numBytesAllocated);
+    peakUsed = Math.max(peakUsed, manager.numBytesUsed);
+    return buffer;
+  };
+}
+
+function resetPeaks(): void {
+  const manager = (tf.backend() as unknown as { bufferManager?: PoolCounters }).bufferManager;
+  peakAllocated = manager?.numBytesAllocated ?? 0;
+  peakUsed = manager?.numBytesUsed ?? 0;
+}
+
+function report(figure: string, values: Record<string, unknown>): void {
+  console.log(JSON.stringify({ figure, ...values }));
+}
+
+const GiB = 2 ** 30;
+
+async function tinyOps(): Promise<void> {
+  for (const batchSize of [15, 100000]) {
+    tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', batchSize);
+    const base = tf.randomUniform([1024]);
+    for (let round = 0; round < 4; round++) {
+      const start = performance.now();
+      let x = base.clone();
+      for (let i = 0; i < 500; i++) {
+        const next = tf.add(x, base);
+        x.dispose();
+        x = next;
+      }
+      const recorded = performance.now();
+      await x.data();
+      const done = performance.now();
+      x.dispose();
+      if (round > 0) {
+        report('tiny op (chain of 500 adds on 1024 floats)', {
+          submitBatch: batchSize,
+          usPerOpTotal: ((done - start) * 1000) / 500,
+          usPerOpRecording: ((recorded - start) * 1000) / 500,
+        });
+      }
+    }
+    base.dispose();
+  }
+  tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', 15);
+}
+
+async function matmul(): Promise<void> {
+  const n = 4096;
+  const a = tf.randomNormal([n, n]);
+  const b = tf.randomNormal([n, n]);
+  for (let round = 0; round < 4; round++) {
+    const start = performance.now();
+    const products: tf.Tensor[] = [];
+    for (let i = 0; i < 10; i++) products.push(tf.matMul(a, b));
+    // One scalar read-back at the end: the 64 MiB products stay on the GPU.
+    // (tfjs-webgpu's addN of more than 7 tensors binds more storage buffers than a device allows by default.)
+    const probe = products.reduce(
+      (sum: tf.Tensor, p) => tf.tidy(() => sum.add(p.slice([0, 0], [1, 1]))),
+      tf.zeros([1, 1]),
+    );
+    await probe.data();
+    const seconds = (performance.now() - start) / 1000;
+    tf.dispose([...products, probe]);
+    if (round > 0) report('matmul 4096² fp32', { tflops: (10 * 2 * n ** 3) / seconds / 1e12 });
+  }
+  tf.dispose([a, b]);
+}
+
+async function scan(): Promise<void> {
+  const [batch, length, dInner, dState] = [16, 1024, 512, 16];
+  const x = tf.randomNormal([batch, length, dInner]) as tf.Tensor3D;
+  const dt = tf.randomUniform([batch, length, dInner], 0.001, 0.1) as tf.Tensor3D;
+  const a = tf.neg(tf.randomUniform([dInner, dState], 0.5, 4)) as tf.Tensor2D;
+  const b = tf.randomNormal([batch, length, dState]) as tf.Tensor3D;
+  const c = tf.randomNormal([batch, length, dState]) as tf.Tensor3D;
+  for (const implementation of ['fused', 'ops'] as ScanImplementation[]) {
+    resetPeaks();
+    for (let round = 0; round < 3; round++) {
+      const ms = await timeOnGpu(5, () =>
+        tf.tidy(() => {
+          const run = (...t: tf.Tensor[]) =>
+            selectiveScan({ x: t[0], dt: t[1], a: t[2], b: t[3], c: t[4] } as never, implementation).sum();
+          const { value, grads } = tf.valueAndGrads(run)([x, dt, a, b, c]);
+          return [value, ...grads];
+        }),
+      );
+      if (round > 0) {
+        report('selective scan fwd+bwd B16 L1024 d_inner 512 d_state 16', {
+          implementation,
+          ms,
+          peakAllocatedGiB: peakAllocated / GiB,
+          peakUsedGiB: peakUsed / GiB,
+        });
+      }
+    }
+  }
+  tf.dispose([x, dt, a, b, c]);
+}
+
+async function recurrence(): Promise<void> {
+  const shape: [number, number, number] = [16, 1024, 8192];
+  const a = tf.randomUniform(shape, 0.5, 1) as tf.Tensor3D;
+  const input = tf.randomNormal(shape) as tf.Tensor3D;
+  for (const implementation of ['fused', 'ops'] as const) {
+    for (let round = 0; round < 3; round++) {
+      const ms = await timeOnGpu(5, () =>
+        tf.tidy(() => {
+          const { value, grads } = tf.valueAndGrads((p: tf.Tensor, q: tf.Tensor) =>
+            linearRecurrence(p as tf.Tensor3D, q as tf.Tensor3D, implementation).sum(),
+          )([a, input]);
+          return [value, ...grads];
+        }),
+      );
+      if (round > 0) report('linear recurrence fwd+bwd [16, 1024, 8192]', { implementation, ms });
+    }
+  }
+  tf.dispose([a, input]);
+}
+
+async function hybrid(batch: number, length?: number): Promise<void> {
+  const { loaded, container, layers, task } = await prepareRun('configs/bench-hybrid.yaml', [
+    `train.batch_size=${batch}`,
+    ...(length === undefined ? [] : [`task.seq_len=${length}`]),
+  ]);
+  const { config } = loaded;
+  const model = LanguageModel.build({
+    container,
+    config: config.model,
+    layers,
+    rng: new SeededRandom(config.seed),
+    backend: capabilitiesOf(tf.getBackend()),
+  });
+  const taskInstance = task.definition.create(task.config, { vocabSize: config.model.vocab_size, seed: config.seed });
+  const trainer = new Trainer(model, taskInstance, config.train);
+  resetPeaks();
+  for (let step = 0; step < (length === undefined ? 6 : 3); step++) {
+    const start = performance.now();
+    const metrics = await trainer.trainStep();
+    const ms = performance.now() - start;
+    report('reference hybrid training step', {
+      batch,
+      seqLen: config.task.seq_len,
+      step,
+      ms,
+      tokensPerSecond: metrics.tokens / (ms / 1000),
+      loss: metrics.loss,
+      peakAllocatedGiB: peakAllocated / GiB,
+      peakUsedGiB: peakUsed / GiB,
+    });
+  }
+  trainer.dispose();
+  model.dispose();
+}
+
+async function main(): Promise<void> {
+  const choice = await selectBackend(process.env.INTERLEAVE_BACKEND === 'auto' ? 'auto' : 'webgpu');
+  report('backend', { name: choice.name, detail: choice.detail, skipped: choice.skipped });
+  trackPeakMemory();
+  for (const phase of process.argv.slice(2)) {
+    const started = performance.now();
+    try {
+      if (phase === 'tinyop') await tinyOps();
+      else if (phase === 'matmul') await matmul();
+      else if (phase === 'scan') await scan();
+      else if (phase === 'recurrence') await recurrence();
+      else if (phase.startsWith('hybrid')) {
+        const [, batch, length] = phase.split(':');
+        await hybrid(Number(batch ?? 16), length === undefined ? undefined : Number(length));
+      } else throw new Error(`unknown phase '${phase}'`);
+    } catch (error) {
+      report('failed', { phase, error: error instanceof Error ? error.message.split('\n')[0] : String(error) });
+    }
+    report('phase done', { phase, seconds: (performance.now() - started) / 1000, tensors: tf.memory().numTensors });
+  }
+}
+
+await main();
+process.exit(0);

@@ -1,0 +1,132 @@
+import { f32Bits, GpuKernelContext } from '@interleave/core';
+import * as tf from '@tensorflow/tfjs';
+import { registerOnce } from '../scan/kernels/register-once.js';
+
+/**
+ * RMSNorm over the last axis as two WGSL kernels for webgpu: one workgroup per row reduces
+ * Σx² in shared memory and writes y = x·r·w together with r = 1/sqrt(mean x² + eps), which the
+ * backward pass reuses:
+ *   dx = r·(dy⊙w) − x·r³·mean(dy⊙w⊙x)
+ * The tf-op form costs 6 dispatches forward and about 12 backward; this one 1 and 1 (dw, a sum
+ * over rows, stays a tfjs reduction).
+ */
+export const RMS_NORM_KERNEL = 'InterleaveRmsNorm';
+export const RMS_NORM_GRAD_KERNEL = 'InterleaveRmsNormGrad';
+
+const THREADS = 64;
+
+function shader(pass: 'forward' | 'backward'): string {
+  const forward = pass === 'forward';
+  const bindings = forward ? ['x', 'weight'] : ['x', 'weight', 'rstd', 'dy'];
+  const outputs = forward ? ['y', 'rstd'] : ['dx'];
+  const declarations = [...bindings, ...outputs]
+    .map(
+      (name, index) =>
+        `@group(0) @binding(${index}) var<storage, ${outputs.includes(name) ? 'read_write' : 'read'}> ${name}: array<f32>;`,
+    )
+    .join('\n');
+  // Forward sums x²; backward sums (dy·w)·x.
+  const term = forward ? 'x[base + i] * x[base + i]' : 'dy[base + i] * weight[i] * x[base + i]';
+  const finish = forward
+    ? `let r = inverseSqrt(partial[0] / f32(dims.width) + dims.eps);
+  if (lane == 0u) { rstd[row] = r; }
+  for (var i = lane; i < dims.width; i += ${THREADS}u) { y[base + i] = x[base + i] * r * weight[i]; }`
+    : `let r = rstd[row];
+  let projection = partial[0] / f32(dims.width) * r * r * r;
+  for (var i = lane; i < dims.width; i += ${THREADS}u) {
+    dx[base + i] = r * dy[base + i] * weight[i] - x[base + i] * projection;
+  }`;
+  return `
+${declarations}
+struct Dims { rows: u32, width: u32, eps: f32 };
+@group(0) @binding(${bindings.length + outputs.length}) var<uniform> dims: Dims;
+var<workgroup> partial: array<f32, ${THREADS}>;
+
+@compute @workgroup_size(${THREADS})
+fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+        @builtin(local_invocation_index) lane: u32) {
+  // Rows past the end still reach every barrier, then write nothing.
+  let row = min(group.x + group.y * groups.x, dims.rows - 1u);
+  let base = row * dims.width;
+  var sum = 0.0;
+  for (var i = lane; i < dims.width; i += ${THREADS}u) { sum += ${term}; }
+  partial[lane] = sum;
+  workgroupBarrier();
+  for (var stride = ${THREADS / 2}u; stride > 0u; stride /= 2u) {
+    if (lane < stride) { partial[lane] += partial[lane + stride]; }
+    workgroupBarrier();
+  }
+  if (group.x + group.y * groups.x >= dims.rows) { return; }
+  ${finish}
+}`;
+}
+
+function rowsOf(x: tf.TensorInfo): { rows: number; width: number } {
+  const width = x.shape.at(-1) as number;
+  return { rows: x.shape.reduce((product, size) => product * size, 1) / width, width };
+}
+
+function rowWorkgroups(rows: number, limit: number): [number, number] {
+  const width = Math.min(rows, limit);
+  return [width, Math.ceil(rows / width)];
+}
+
+function uniforms(rows: number, width: number, eps: number): number[] {
+  return [rows, width, f32Bits(eps)];
+}
+
+registerOnce(RMS_NORM_KERNEL, 'webgpu', ({ inputs, backend, attrs }) => {
+  const { x, weight } = inputs as Record<'x' | 'weight', tf.TensorInfo>;
+  const context = new GpuKernelContext(backend as tf.KernelBackend);
+  const { rows, width } = rowsOf(x);
+  const y = context.allocate([...x.shape]);
+  const rstd = context.allocate([...x.shape.slice(0, -1), 1]);
+  context.run({
+    key: RMS_NORM_KERNEL,
+    shader: () => shader('forward'),
+    bindings: [x, weight, y, rstd],
+    uniforms: uniforms(rows, width, (attrs as { eps: number }).eps),
+    workgroups: rowWorkgroups(rows, context.limits.maxComputeWorkgroupsPerDimension),
+  });
+  return [y, rstd];
+});
+
+registerOnce(RMS_NORM_GRAD_KERNEL, 'webgpu', ({ inputs, backend }) => {
+  const { x, weight, rstd, dy } = inputs as Record<'x' | 'weight' | 'rstd' | 'dy', tf.TensorInfo>;
+  const context = new GpuKernelContext(backend as tf.KernelBackend);
+  const { rows, width } = rowsOf(x);
+  const dx = context.allocate([...x.shape]);
+  context.run({
+    key: RMS_NORM_GRAD_KERNEL,
+    shader: () => shader('backward'),
+    bindings: [x, weight, rstd, dy, dx],
+    uniforms: uniforms(rows, width, 0),
+    workgroups: rowWorkgroups(rows, context.limits.maxComputeWorkgroupsPerDimension),
+  });
+  return dx;
+});
+
+/** RMSNorm through the fused kernels, differentiable in x and the weight. */
+export function fusedRmsNorm<T extends tf.Tensor>(x: T, weight: tf.Tensor, eps: number): T {
+  const norm = tf.customGrad((input, scale, save) => {
+    const [y, rstd] = tf.engine().runKernel(
+      RMS_NORM_KERNEL,
+      { x: input, weight: scale } as tf.NamedTensorMap,
+      {
+        eps,
+      } as unknown as tf.NamedAttrMap,
+    ) as [tf.Tensor, tf.Tensor];
+    (save as tf.GradSaveFunc)([input as tf.Tensor, scale as tf.Tensor, rstd]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, ws, rs] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+        const dx = tf.engine().runKernel(RMS_NORM_GRAD_KERNEL, { x: xs, weight: ws, rstd: rs, dy }) as tf.Tensor;
+        const leading = Array.from({ length: xs.rank - 1 }, (_, axis) => axis);
+        const dw = tf.tidy(() => dy.mul(xs).mul(rs).sum(leading));
+        return [dx, dw];
+      },
+    };
+  });
+  return norm(x, weight) as T;
+}

@@ -1,0 +1,51 @@
+import * as tf from '@tensorflow/tfjs';
+import { describe, expect, it } from 'vitest';
+import { findGpuDevice, selectBackend, webgpuDeviceInfo } from '../../src/index.js';
+
+const SOFTWARE_DETAIL = 'webgpu (Dawn OpenGL on llvmpipe, compatibility mode: correctness only, slow)';
+
+describe('the webgpu backend without a GPU', () => {
+  it('named, starts on the GPU, else on Dawn OpenGL over llvmpipe, and says which', async () => {
+    const choice = await selectBackend('webgpu', 'test');
+    const gpu = await findGpuDevice();
+    if (gpu.found) expect(choice.detail).toBe(gpu.device.detail);
+    else expect(choice.detail).toBe(SOFTWARE_DETAIL);
+    expect(tf.getBackend()).toBe('webgpu');
+    // Kernels read the device's limits to say when they need more than it allows.
+    const info = webgpuDeviceInfo(tf.findBackend('webgpu'));
+    expect(info?.software).toBe(!gpu.found);
+    if (info?.software) expect(info.limits.maxStorageBufferBindingSize).toBe(128 * 2 ** 20);
+
+    // It computes: a matmul and its gradient agree with the cpu backend.
+    const a = [
+      [1, 2, 3],
+      [4, 5, 6],
+    ];
+    const b = [
+      [0.5, -1],
+      [2, 0.25],
+      [-3, 1],
+    ];
+    // (Read back asynchronously: tfjs-webgpu's synchronous read needs a browser canvas.)
+    const compute = async () => {
+      const [product, grad] = tf.tidy(() => {
+        const x = tf.tensor2d(a);
+        const y = tf.tensor2d(b);
+        return [tf.matMul(x, y), tf.grad((input: tf.Tensor) => tf.matMul(input, y).square().sum())(x)];
+      });
+      const values = [await product.array(), await grad.array()];
+      tf.dispose([product, grad]);
+      return values;
+    };
+    const onWebgpu = await compute();
+    await selectBackend('cpu');
+    const onCpu = await compute();
+    expect(onWebgpu).toEqual(onCpu);
+  });
+
+  it('auto never picks the software device', async () => {
+    const choice = await selectBackend('auto');
+    expect(choice.detail).not.toContain('llvmpipe');
+    expect(choice.detail).not.toContain('compatibility mode');
+  });
+});
