@@ -229,6 +229,19 @@ export class FileStoreRun implements Tracker {
     }
   }
 
+  async logArtifacts(prefix: string, write: (folder: string) => Promise<void>): Promise<void> {
+    this.assertOpen();
+    validateArtifactPath(prefix);
+    const folder = join(this.artifactLocation, prefix);
+    try {
+      await mkdir(folder, { recursive: true });
+    } catch (error) {
+      throw new InterleaveError(`cannot write artifacts '${prefix}' of run ${this.runId}: ${describeFsError(error)}`);
+    }
+    // The writer writes each file atomically into the run's own artifact folder.
+    await write(folder);
+  }
+
   async end(status: Exclude<RunStatus, 'RUNNING' | 'SCHEDULED'>): Promise<void> {
     this.assertOpen();
     if (status !== 'FINISHED' && status !== 'FAILED' && status !== 'KILLED') {

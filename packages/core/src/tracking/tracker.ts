@@ -15,6 +15,12 @@ export interface Tracker {
   setTags(tags: Record<string, string>): Promise<void>;
   /** Writes `data` to `artifacts/<relativePath>` atomically (temp file + rename). */
   logArtifact(relativePath: string, data: Uint8Array | string): Promise<void>;
+  /**
+   * Logs the files that `write` puts into the folder it is given as artifacts under `prefix`
+   * (a checkpoint). The store chooses the folder: the file store hands out the artifact folder
+   * itself (no copy of large files), a server a temporary folder whose files are then uploaded.
+   */
+  logArtifacts?(prefix: string, write: (folder: string) => Promise<void>): Promise<void>;
   end(status: Exclude<RunStatus, 'RUNNING' | 'SCHEDULED'>): Promise<void>;
   /**
    * Sends what was logged and waits for it (a run on a tracking server logs in the background);

@@ -4,15 +4,17 @@ import { dirname, join, relative, sep } from 'node:path';
 import { listArtifactFiles, openStore, type Tracker } from '@interleave/core';
 
 /**
- * Writes a folder of files with `write` into a temporary folder, then logs each file as an
- * artifact under `prefix` through the run's tracker: the tracking store decides where artifacts
- * live (the file store's folder, a server's artifact proxy), never the writer.
+ * Logs the files `write` writes as artifacts under `prefix` through the run's tracker: the
+ * tracking store decides where artifacts live (the file store's folder, a server's artifact
+ * proxy), never the writer. A tracker without `logArtifacts` gets them one by one from a
+ * temporary folder.
  */
 export async function logFolderArtifacts(
   tracker: Tracker,
   prefix: string,
   write: (folder: string) => Promise<void>,
 ): Promise<void> {
+  if (tracker.logArtifacts) return tracker.logArtifacts(prefix, write);
   const staging = await mkdtemp(join(tmpdir(), 'interleave-artifacts-'));
   try {
     await write(staging);

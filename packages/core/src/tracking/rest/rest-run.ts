@@ -1,3 +1,6 @@
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative, sep } from 'node:path';
 import { InterleaveError } from '../../errors.js';
 import { validateArtifactPath, validateKey, validateValueLength } from '../mlflow-names.js';
 import type { TrackingStore } from '../store.js';
@@ -99,6 +102,23 @@ export class RestRun implements Tracker {
     this.assertUsable();
     validateArtifactPath(relativePath);
     await this.store.logArtifact(this.runId, relativePath, data);
+  }
+
+  async logArtifacts(prefix: string, write: (folder: string) => Promise<void>): Promise<void> {
+    this.assertUsable();
+    validateArtifactPath(prefix);
+    const staging = await mkdtemp(join(tmpdir(), 'interleave-artifacts-'));
+    try {
+      await write(staging);
+      const entries = await readdir(staging, { recursive: true, withFileTypes: true });
+      const files = entries.filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name));
+      for (const file of files.sort()) {
+        const relativePath = relative(staging, file).split(sep).join('/');
+        await this.store.logArtifact(this.runId, `${prefix}/${relativePath}`, new Uint8Array(await readFile(file)));
+      }
+    } finally {
+      await rm(staging, { recursive: true, force: true });
+    }
   }
 
   async end(status: Exclude<RunStatus, 'RUNNING' | 'SCHEDULED'>): Promise<void> {
