@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { findRuns } from '@interleave/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -156,7 +156,7 @@ describe('a full disk and a read-only folder', () => {
   });
 });
 
-/** The run's folder in the file store: its artifact folder's parent. */
-function runFolder(run: { artifactUri: string }): string {
-  return dirname(fileURLToPath(run.artifactUri));
+/** The run's folder in the file store (its artifacts may live elsewhere: see the experiment's artifact_location). */
+function runFolder(run: { experimentId: string; runId: string }): string {
+  return join(dir, 'mlruns', run.experimentId, run.runId);
 }
