@@ -171,6 +171,28 @@ describe('training against a real MLflow tracking server', () => {
       expect(fromServer.status).toBe(0);
       expect(fromServer.stdout).toBe(fromFolder.stdout);
 
+      // `eval` by run id downloads the checkpoint and adds its metrics to the run on the server,
+      // leaving its status and end time alone.
+      const evaluated = interleave([
+        'eval',
+        copy.runId,
+        '--uri',
+        server.uri,
+        '--task',
+        'mqar_grid',
+        '--set',
+        'seq_len=[16]',
+        '--set',
+        'num_kv_pairs=[2]',
+      ]);
+      expect(evaluated.stderr).toBe('');
+      expect(evaluated.status).toBe(0);
+      expect(evaluated.stdout).toContain(`logged 3 metrics to run ${copy.runId}`);
+      const afterEval = await target.getRun(copy.runId);
+      expect(afterEval.status).toBe('FINISHED');
+      expect(afterEval.endTime).toBe(original.endTime);
+      expect(await target.getMetricHistory(copy.runId, 'eval/mqar/L16_K2/accuracy')).toHaveLength(1);
+
       // And `report` reads the experiment from the server.
       const report = interleave(['report', 'pushed', '--uri', server.uri, '--out', join(dir, 'report')]);
       expect(report.stderr).toBe('');

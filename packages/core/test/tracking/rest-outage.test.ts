@@ -56,9 +56,11 @@ describe('a run while its MLflow server is killed and restarted', () => {
       await waitForStep(30);
       await server.stop();
       serverDown = true;
+      const downAt = performance.now();
       await new Promise((resolve) => setTimeout(resolve, OUTAGE_MS));
       await server.start();
       serverDown = false;
+      const downSeconds = (performance.now() - downAt) / 1000;
       const backAt = step;
       await waitForStep(backAt + 30);
       stopLogging = true;
@@ -83,6 +85,10 @@ describe('a run while its MLflow server is killed and restarted', () => {
         ).toBe(true);
       }
       expect(await readdir(walDirectory)).toEqual([]);
+      console.log(
+        `outage: server down ${downSeconds.toFixed(1)}s (killed, ${OUTAGE_MS / 1000}s, then restarted); ` +
+          `${stepsWhileDown} of ${step} steps logged meanwhile; ${KEYS.length} metrics × ${step} steps on the server, each once`,
+      );
     },
     SERVER_TIMEOUT_MS,
   );
