@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { findRuns, findRunsWithTag, openTracker } from '@interleave/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 
@@ -70,7 +71,7 @@ describe('interleave report', () => {
     expect(run.status).toBe('FINISHED');
     expect(stdout).toContain(`logged the report as artifacts of run ${run.runId}`);
     for (const file of files) {
-      const artifact = readFileSync(join(run.directory, 'artifacts', file), 'utf8');
+      const artifact = readFileSync(join(runFolder(run), 'artifacts', file), 'utf8');
       expect(artifact, file).toBe(readFileSync(join(dir, 'reports', 'sizes', file), 'utf8'));
     }
     const html = readFileSync(join(dir, 'reports', 'sizes', 'report.html'), 'utf8');
@@ -122,3 +123,8 @@ describe('interleave report', () => {
     expect(stderr).toContain('report takes one experiment name');
   });
 });
+
+/** The run's folder in the file store: its artifact folder's parent. */
+function runFolder(run: { artifactUri: string }): string {
+  return dirname(fileURLToPath(run.artifactUri));
+}

@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { findRuns } from '@interleave/core';
 import { describe, expect, it } from 'vitest';
 import { trainFromConfig } from '../src/run/train-run.js';
@@ -60,7 +61,7 @@ describe('resume', () => {
 
     const run = (await findRuns(join(dir, 'mlruns'), 'resume')).find((r) => r.runId === interrupted.runId);
     expect(run?.status).toBe('FINISHED');
-    const lossSteps = readFileSync(join(run!.directory, 'metrics/train/loss'), 'utf8')
+    const lossSteps = readFileSync(join(runFolder(run!), 'metrics/train/loss'), 'utf8')
       .trim()
       .split('\n')
       .map((line) => Number(line.split(' ')[2]));
@@ -87,3 +88,8 @@ describe('resume', () => {
     ).rejects.toThrow(/already finished/);
   });
 });
+
+/** The run's folder in the file store: its artifact folder's parent. */
+function runFolder(run: { artifactUri: string }): string {
+  return dirname(fileURLToPath(run.artifactUri));
+}

@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { findRuns } from '@interleave/core';
 import { describe, expect, it } from 'vitest';
 import { TRAINER_FILE } from '../src/checkpoint/checkpoint.js';
@@ -56,7 +57,7 @@ describe('a run that stops making sense fails', () => {
     expect(run.status).toBe('FAILED');
     expect(run.tags['interleave.error']).toBe(message);
     // The last good checkpoint (after step 2) is kept; nothing from the failed step replaced it.
-    const trainerState = JSON.parse(readFileSync(join(run.directory, 'artifacts/checkpoint', TRAINER_FILE), 'utf8'));
+    const trainerState = JSON.parse(readFileSync(join(runFolder(run), 'artifacts/checkpoint', TRAINER_FILE), 'utf8'));
     expect(trainerState.step).toBe(2);
   });
 
@@ -81,3 +82,8 @@ describe('a run that stops making sense fails', () => {
     expect(run.status).toBe('FAILED');
   });
 });
+
+/** The run's folder in the file store: its artifact folder's parent. */
+function runFolder(run: { artifactUri: string }): string {
+  return dirname(fileURLToPath(run.artifactUri));
+}

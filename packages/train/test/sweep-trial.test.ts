@@ -1,5 +1,6 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { findRunsWithTag } from '@interleave/core';
 import { describe, expect, it } from 'vitest';
 import { finalWeightsFile } from '../src/run/train-run.js';
@@ -52,7 +53,7 @@ describe('a sweep trial', () => {
     // The run names the sweep file it came from, not a temporary copy of its config.
     expect(run?.tags['interleave.config_file']).toBe(join(dir, 'sweep.yaml'));
     expect(run?.tags[SWEEP_TAGS.parentRunId]).toBe(PARENT_RUN);
-    const metadata = safetensorsMetadata(finalWeightsFile(join(run!.directory, 'artifacts')));
+    const metadata = safetensorsMetadata(finalWeightsFile(fileURLToPath(run!.artifactUri)));
     expect(metadata.step).toBe('3');
     expect(metadata.config_hash).toBe(trial.trialId);
     expect(metadata['interleave.config_file']).toBeUndefined();

@@ -10,27 +10,12 @@ import {
   runStatusFromCode,
 } from './file-store-format.js';
 import { validateKey } from './mlflow-names.js';
-import type { RunStatus } from './tracker.js';
+import type { RunRecord } from './store.js';
 
-export type { ExperimentInfo } from './file-store-experiments.js';
-export type { MetricPoint } from './file-store-format.js';
-
-/** A run as the file store holds it, with its params and tags (metric values are read on demand). */
-export interface RunRecord {
-  runId: string;
-  runName: string;
-  experimentId: string;
-  status: RunStatus;
-  startTime: number;
-  endTime: number | null;
-  userId: string;
-  lifecycleStage: string;
-  artifactUri: string;
+/** A run as the file store holds it, plus the folder it lives in. */
+export interface FileRunRecord extends RunRecord {
   /** Absolute folder of the run. */
   directory: string;
-  params: Record<string, string>;
-  tags: Record<string, string>;
-  metricKeys: string[];
 }
 
 /** Active experiments of the store at `uri`; an absent store has none. */
@@ -58,10 +43,10 @@ export async function requireExperiment(uri: string, name: string): Promise<Expe
 }
 
 /** Runs of the active experiment named `experimentName`, oldest first; none if it does not exist. */
-export async function findRuns(uri: string, experimentName: string): Promise<RunRecord[]> {
+export async function findRuns(uri: string, experimentName: string): Promise<FileRunRecord[]> {
   const experiment = await findExperiment(uri, experimentName);
   if (!experiment) return [];
-  const runs: RunRecord[] = [];
+  const runs: FileRunRecord[] = [];
   for (const folder of await listSubfolders(experiment.directory)) {
     const run = await readRun(join(experiment.directory, folder));
     if (run) runs.push(run);
@@ -79,11 +64,11 @@ export async function findRunsWithTag(
   experimentName: string,
   key: string,
   value?: string,
-): Promise<RunRecord[]> {
+): Promise<FileRunRecord[]> {
   validateKey('tag', key);
   const experiment = await findExperiment(uri, experimentName);
   if (!experiment) return [];
-  const runs: RunRecord[] = [];
+  const runs: FileRunRecord[] = [];
   for (const folder of await listSubfolders(experiment.directory)) {
     const directory = join(experiment.directory, folder);
     const tag = await readFile(join(directory, 'tags', key), 'utf8').catch(() => undefined);
@@ -111,7 +96,7 @@ export async function readMetricHistory(uri: string, runId: string, key: string)
     .map(parseMetricLine);
 }
 
-async function findRunDirectory(root: string, runId: string): Promise<string> {
+export async function findRunDirectory(root: string, runId: string): Promise<string> {
   if (!/^[A-Za-z0-9][\w-]*$/.test(runId)) throw new InterleaveError(`invalid MLflow run id '${runId}'`);
   for (const experiment of await scanExperiments(root, true)) {
     const candidate = join(experiment.directory, runId);
@@ -120,7 +105,7 @@ async function findRunDirectory(root: string, runId: string): Promise<string> {
   throw new InterleaveError(`MLflow run ${runId} not found in ${root}`);
 }
 
-async function readRun(directory: string): Promise<RunRecord | undefined> {
+export async function readRun(directory: string): Promise<FileRunRecord | undefined> {
   let meta: Record<string, unknown>;
   try {
     meta = parseMetaYaml(await readFile(join(directory, META_FILE), 'utf8'));

@@ -1,4 +1,15 @@
-export type { ExperimentInfo, MetricPoint, RunRecord } from './file-store-reader.js';
+export { type CopiedRun, copyRuns, ORIGIN_TAGS } from './copy-runs.js';
+export { FileTrackingStore } from './file-store.js';
+export { type FileStoreRunLocation, findRunFolder, runHoldingArtifact } from './file-store-runs.js';
+export { annotateFileStoreRun, openFileStoreRun, resumeFileStoreRun } from './mlflow-file-store.js';
+export {
+  annotateRun,
+  isServerUri,
+  openStore,
+  openTracker,
+  resumeTracker,
+  type ServerRunOptions,
+} from './open-tracker.js';
 export {
   findExperiment,
   findRuns,
@@ -6,8 +17,26 @@ export {
   listExperiments,
   readMetricHistory,
   requireExperiment,
-} from './file-store-reader.js';
-export { type FileStoreRunLocation, findRunFolder, runHoldingArtifact } from './file-store-runs.js';
-export { annotateFileStoreRun, openFileStoreRun, resumeFileStoreRun } from './mlflow-file-store.js';
-export { openTracker, resumeTracker } from './open-tracker.js';
+} from './queries.js';
+export { MlflowApiError, MlflowUnreachableError } from './rest/errors.js';
+export { type HttpClientOptions, MlflowHttpClient } from './rest/http-client.js';
+export { LOG_BATCH_LIMITS, splitLogBatch } from './rest/log-batch-limits.js';
+export { RestRun, type RestRunOptions } from './rest/rest-run.js';
+export { type RestStoreOptions, RestTrackingStore } from './rest/rest-store.js';
+export { type SyncedLog, syncWriteAheadLogs } from './rest/sync.js';
+export { defaultWalDirectory, WriteAheadLog } from './rest/write-ahead-log.js';
+export type {
+  ArtifactEntry,
+  CreateRunOptions,
+  ExperimentSummary,
+  LogBatch,
+  MetricPoint,
+  MetricRecord,
+  RunPage,
+  RunQuery,
+  RunRecord,
+  RunUpdate,
+  TrackingStore,
+} from './store.js';
+export { listArtifactFiles, searchAllRuns } from './store.js';
 export type { OpenRunOptions, ResumeRunOptions, RunStatus, Tracker } from './tracker.js';

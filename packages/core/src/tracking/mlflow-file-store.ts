@@ -61,7 +61,7 @@ export async function resumeFileStoreRun(options: ResumeRunOptions): Promise<Tra
  * Opens an existing run, whatever its status, to add metrics, tags and artifacts (e.g. an
  * evaluation of a finished run) without touching its status or end time. Do not `end` it.
  */
-export async function annotateFileStoreRun(options: { uri: string; runId: string }): Promise<Tracker> {
+export async function annotateFileStoreRun(options: { uri: string; runId: string }): Promise<FileStoreRun> {
   const root = resolveFileStoreRoot(options.uri);
   for (const experiment of await scanExperiments(root)) {
     const directory = join(experiment.directory, options.runId);
@@ -79,7 +79,15 @@ interface RunMeta {
   endTime: number | null;
 }
 
-class FileStoreRun implements Tracker {
+/** Creates a run in `experiment` of the file store at `root` (which must exist). */
+export async function createFileStoreRun(
+  experiment: ExperimentInfo,
+  options: { runName: string; userId?: string; startTime?: number },
+): Promise<FileStoreRun> {
+  return FileStoreRun.create(experiment, options.runName, options.userId ?? currentUser(), options.startTime);
+}
+
+export class FileStoreRun implements Tracker {
   private ended = false;
   private metaWrites: Promise<void> = Promise.resolve();
 
@@ -92,7 +100,12 @@ class FileStoreRun implements Tracker {
     private readonly meta: RunMeta,
   ) {}
 
-  static async create(experiment: ExperimentInfo, runName: string, userId: string): Promise<FileStoreRun> {
+  static async create(
+    experiment: ExperimentInfo,
+    runName: string,
+    userId: string,
+    startTime = Date.now(),
+  ): Promise<FileStoreRun> {
     const runId = randomUUID().replaceAll('-', '');
     const directory = join(experiment.directory, runId);
     const run = new FileStoreRun(
@@ -104,7 +117,7 @@ class FileStoreRun implements Tracker {
       {
         runName,
         status: 'RUNNING',
-        startTime: Date.now(),
+        startTime,
         endTime: null,
       },
     );
@@ -216,6 +229,19 @@ class FileStoreRun implements Tracker {
     }
   }
 
+  async logArtifacts(prefix: string, write: (folder: string) => Promise<void>): Promise<void> {
+    this.assertOpen();
+    validateArtifactPath(prefix);
+    const folder = join(this.artifactLocation, prefix);
+    try {
+      await mkdir(folder, { recursive: true });
+    } catch (error) {
+      throw new InterleaveError(`cannot write artifacts '${prefix}' of run ${this.runId}: ${describeFsError(error)}`);
+    }
+    // The writer writes each file atomically into the run's own artifact folder.
+    await write(folder);
+  }
+
   async end(status: Exclude<RunStatus, 'RUNNING' | 'SCHEDULED'>): Promise<void> {
     this.assertOpen();
     if (status !== 'FINISHED' && status !== 'FAILED' && status !== 'KILLED') {
@@ -228,7 +254,21 @@ class FileStoreRun implements Tracker {
     await this.writeMeta();
   }
 
-  private async dropMetricsAfter(step: number): Promise<void> {
+  /**
+   * Sets status, end time or name as given (what `runs/update` does), e.g. when a run is
+   * copied or its end is replayed; unlike `end`, any status and an explicit end time.
+   */
+  async update(update: { status?: RunStatus; endTime?: number | null; runName?: string }): Promise<void> {
+    if (update.status !== undefined) this.meta.status = update.status;
+    if (update.endTime !== undefined) this.meta.endTime = update.endTime;
+    if (update.runName !== undefined && update.runName !== this.meta.runName) {
+      await this.writeTags({ [RUN_NAME_TAG]: update.runName });
+      this.meta.runName = update.runName;
+    }
+    await this.writeMeta();
+  }
+
+  async dropMetricsAfter(step: number): Promise<void> {
     const metrics = join(this.directory, 'metrics');
     const files = await readdir(metrics, { recursive: true, withFileTypes: true });
     for (const file of files) {

@@ -7,10 +7,13 @@ import { parse } from 'yaml';
 import { InterleaveError } from '../../src/errors.js';
 import { resolveFileStoreRoot } from '../../src/tracking/file-store-format.js';
 import {
+  FileTrackingStore,
   findRuns,
   listExperiments,
   openFileStoreRun,
+  openStore,
   openTracker,
+  RestTrackingStore,
   readMetricHistory,
   type Tracker,
 } from '../../src/tracking/index.js';
@@ -391,16 +394,12 @@ describe('tracking URIs and user errors', () => {
     expect(error.message).not.toContain('\n');
   });
 
-  it('says the REST client is not available for http(s) URIs, and rejects other schemes', async () => {
-    await expect(openTracker({ uri: 'http://localhost:5000', experiment: 'e', runName: 'r' })).rejects.toThrow(
-      /REST client.*not available yet/,
-    );
-    await expect(openTracker({ uri: 'https://mlflow.example', experiment: 'e', runName: 'r' })).rejects.toThrow(
-      InterleaveError,
-    );
+  it('rejects URI schemes that are neither a file store nor a tracking server', async () => {
     await expect(openTracker({ uri: 's3://bucket/mlruns', experiment: 'e', runName: 'r' })).rejects.toThrow(
       /unsupported MLflow tracking URI/,
     );
+    expect(openStore('http://localhost:5000')).toBeInstanceOf(RestTrackingStore);
+    expect(openStore('./mlruns')).toBeInstanceOf(FileTrackingStore);
   });
 
   it('opens the file store through openTracker for paths', async () => {

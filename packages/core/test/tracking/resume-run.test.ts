@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { findRuns, openTracker, resumeTracker } from '../../src/index.js';
@@ -17,7 +18,7 @@ describe('resuming a file-store run', () => {
     expect(resumed.artifactLocation).toBe(first.artifactLocation);
     const [run] = await findRuns(uri, 'e');
     const steps = (key: string) =>
-      readFileSync(join(run!.directory, 'metrics', key), 'utf8')
+      readFileSync(join(runFolder(run!), 'metrics', key), 'utf8')
         .trim()
         .split('\n')
         .map((line) => Number(line.split(' ')[2]));
@@ -27,7 +28,7 @@ describe('resuming a file-store run', () => {
     await expect(resumed.logParams({ a: 2 })).rejects.toThrow(/write-once/);
     await resumed.logMetrics({ 'train/loss': 6 }, 4);
     await resumed.end('FINISHED');
-    const meta = parse(readFileSync(join(run!.directory, 'meta.yaml'), 'utf8'));
+    const meta = parse(readFileSync(join(runFolder(run!), 'meta.yaml'), 'utf8'));
     expect(meta.status).toBe(3);
     expect(meta.run_name).toBe('r');
     expect(steps('train/loss')).toEqual([1, 2, 3, 4]);
@@ -35,3 +36,8 @@ describe('resuming a file-store run', () => {
     await expect(resumeTracker({ uri, runId: 'f'.repeat(32), afterStep: 0 })).rejects.toThrow(/no MLflow run/);
   });
 });
+
+/** The run's folder in the file store: its artifact folder's parent. */
+function runFolder(run: { artifactUri: string }): string {
+  return dirname(fileURLToPath(run.artifactUri));
+}

@@ -1,12 +1,22 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { findRuns, InterleaveError } from '@interleave/core';
+import { findExperiment, InterleaveError, openStore } from '@interleave/core';
 import type { Trainer } from '../trainer/trainer.js';
-import { loadTensorsInto, MODEL_FILE, OPTIMIZER_FILE, TRAINER_FILE, type TrainerState } from './checkpoint.js';
+import {
+  CHECKPOINT_FOLDER,
+  loadTensorsInto,
+  MODEL_FILE,
+  OPTIMIZER_FILE,
+  TRAINER_FILE,
+  type TrainerState,
+} from './checkpoint.js';
+import { downloadFolderFor, downloadRunArtifacts } from './run-artifacts.js';
 
 export interface ResumableRun {
+  /** A local copy of the run's checkpoint, downloaded through the tracking store. */
   readonly checkpointDirectory: string;
+  /** Removes the local copy once it has been restored. */
+  dispose(): Promise<void>;
   readonly state: TrainerState;
 }
 
@@ -21,22 +31,31 @@ export async function findResumableRun(
   runId: string,
   configHash: string,
 ): Promise<ResumableRun> {
-  const run = (await findRuns(uri, experiment)).find((candidate) => candidate.runId === runId);
-  if (run === undefined) throw new InterleaveError(`no run '${runId}' in experiment '${experiment}' at ${uri}`);
-  const checkpointDirectory = join(fileURLToPath(run.artifactUri), 'checkpoint');
-  const stateFile = join(checkpointDirectory, TRAINER_FILE);
+  const store = openStore(uri);
+  const expected = await findExperiment(uri, experiment);
+  const run = expected === undefined ? undefined : await store.getRun(runId).catch(() => undefined);
+  if (run === undefined || run.experimentId !== expected?.experimentId) {
+    throw new InterleaveError(`no run '${runId}' in experiment '${experiment}' at ${store.displayUri}`);
+  }
+  const stateArtifact = `${CHECKPOINT_FOLDER}/${TRAINER_FILE}`;
   let state: TrainerState;
   try {
-    state = JSON.parse(await readFile(stateFile, 'utf8')) as TrainerState;
+    state = JSON.parse(new TextDecoder().decode(await store.downloadArtifact(runId, stateArtifact))) as TrainerState;
   } catch {
-    throw new InterleaveError(`run ${runId} has no checkpoint to resume from (${stateFile} is missing)`);
+    throw new InterleaveError(`run ${runId} has no checkpoint to resume from (artifact ${stateArtifact} is missing)`);
   }
   if (state.config_hash !== configHash) {
     throw new InterleaveError(
       `run ${runId} was trained with another config (hash ${state.config_hash}, this one is ${configHash}); resume it with the same config and --set overrides`,
     );
   }
-  return { checkpointDirectory, state };
+  // The checkpoint comes through the store, wherever it keeps artifacts (a folder, a server).
+  const folder = await downloadRunArtifacts(uri, runId, [CHECKPOINT_FOLDER], await downloadFolderFor(runId));
+  return {
+    checkpointDirectory: join(folder, 'artifacts', CHECKPOINT_FOLDER),
+    state,
+    dispose: () => rm(folder, { recursive: true, force: true }),
+  };
 }
 
 /** Loads weights, optimizer moments and progress, so training continues exactly where it stopped. */

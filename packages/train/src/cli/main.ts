@@ -6,6 +6,7 @@ import { fitCommand } from './commands/fit.js';
 import { generateCommand } from './commands/generate.js';
 import { importCommand } from './commands/import.js';
 import { inspectCommand } from './commands/inspect.js';
+import { mlflowCommand } from './commands/mlflow.js';
 import { reportCommand } from './commands/report.js';
 import { sweepCommand } from './commands/sweep.js';
 import { tokenizeCommand } from './commands/tokenize.js';
@@ -25,6 +26,7 @@ const COMMANDS: readonly Command[] = [
   fitCommand,
   inspectCommand,
   tokenizeCommand,
+  mlflowCommand,
 ];
 
 function usage(): string {
@@ -38,6 +40,10 @@ ${COMMANDS.map((command) => command.usage).join('\n')}
 environment:
   INTERLEAVE_BACKEND     auto | tensorflow | webgpu | wasm | cpu (overrides backend:)
   INTERLEAVE_DEBUG=1     print stack traces of unexpected errors
+  MLFLOW_TRACKING_TOKEN, MLFLOW_TRACKING_USERNAME/PASSWORD, MLFLOW_TRACKING_INSECURE_TLS
+                         credentials and TLS for http(s):// tracking URIs (never printed)
+  INTERLEAVE_MLFLOW_WAL_DIR
+                         where runs on a tracking server keep their write-ahead logs
 `;
 }
 

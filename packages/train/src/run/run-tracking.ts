@@ -34,7 +34,11 @@ export async function openRunTracker(
     runId: options.resumeRunId,
     afterStep: resumable.state.step,
   });
-  await restoreCheckpoint(resumable.checkpointDirectory, run.trainer);
+  try {
+    await restoreCheckpoint(resumable.checkpointDirectory, run.trainer);
+  } finally {
+    await resumable.dispose();
+  }
   out.write(`resuming run ${options.resumeRunId} from step ${resumable.state.step}\n`);
   return tracker;
 }

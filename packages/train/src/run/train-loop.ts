@@ -1,7 +1,7 @@
-import { join } from 'node:path';
 import { InterleaveError, type Task, type Tracker } from '@interleave/core';
 import { languageModelMetrics } from '@interleave/eval';
 import { CHECKPOINT_FOLDER, writeCheckpoint } from '../checkpoint/checkpoint.js';
+import { logFolderArtifacts } from '../checkpoint/run-artifacts.js';
 import { ProgressReporter, type ProgressStream } from '../trainer/progress.js';
 import type { EvalMetrics, Trainer } from '../trainer/trainer.js';
 
@@ -45,18 +45,21 @@ export async function trainLoop(
   const flush = async (step: number) => {
     for (const metrics of pending.splice(0)) await tracker.logMetrics(metrics, step);
   };
+  // Checkpoints are artifacts of the run, stored wherever its tracking store keeps artifacts.
   const checkpoint = async () =>
-    writeCheckpoint(
-      join(tracker.artifactLocation, CHECKPOINT_FOLDER),
-      trainer,
-      {
-        step: trainer.stepsDone,
-        data_position: trainer.stepsDone,
-        seed: identity.seed,
-        config_hash: identity.configHash,
-        backend: identity.backend,
-      },
-      identity.metadata,
+    logFolderArtifacts(tracker, CHECKPOINT_FOLDER, (folder) =>
+      writeCheckpoint(
+        folder,
+        trainer,
+        {
+          step: trainer.stepsDone,
+          data_position: trainer.stepsDone,
+          seed: identity.seed,
+          config_hash: identity.configHash,
+          backend: identity.backend,
+        },
+        identity.metadata,
+      ),
     );
   let finalEval: EvalMetrics | undefined;
   while (trainer.stepsDone < steps && !stopSignal?.stopped) {

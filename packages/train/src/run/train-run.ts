@@ -1,5 +1,5 @@
 import { isAbsolute, join, relative } from 'node:path';
-import { formatFlops, type Tracker } from '@interleave/core';
+import { formatFlops, isServerUri, openStore, type Tracker } from '@interleave/core';
 import { CHECKPOINT_FOLDER, configMetadata, MODEL_FILE } from '../checkpoint/checkpoint.js';
 import type { LoadedExperiment } from '../config/experiment-config.js';
 import type { ProgressStream } from '../trainer/progress.js';
@@ -130,11 +130,15 @@ function runHeader(prepared: PreparedRun, run: AssembledRun, tracker: Tracker): 
 
 function runSummary(prepared: PreparedRun, trained: TrainLoopResult, backend: string, tracker: Tracker): string {
   const { finalEval } = trained;
+  const { uri } = prepared.loaded.config.tracking;
+  const where = isServerUri(uri)
+    ? `weights: artifact ${CHECKPOINT_FOLDER}/${MODEL_FILE} of run ${tracker.runId} (interleave eval|generate|export ${tracker.runId} --uri ${openStore(uri).displayUri})\n` +
+      `look at the run at: ${openStore(uri).displayUri}/#/experiments/${tracker.experimentId}/runs/${tracker.runId}\n`
+    : `weights: ${displayPath(finalWeightsFile(tracker.artifactLocation))}\n` +
+      `look at the run with: MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri ${uri}\n`;
   return (
     `final test accuracy ${finalEval.accuracy.toFixed(4)} (loss ${finalEval.loss.toFixed(4)}, ${finalEval.examples} examples) ` +
-    `after ${trained.steps} steps in ${trained.seconds.toFixed(1)}s on ${backend}\n` +
-    `weights: ${displayPath(finalWeightsFile(tracker.artifactLocation))}\n` +
-    `look at the run with: MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri ${prepared.loaded.config.tracking.uri}\n`
+    `after ${trained.steps} steps in ${trained.seconds.toFixed(1)}s on ${backend}\n${where}`
   );
 }
 

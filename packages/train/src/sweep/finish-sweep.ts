@@ -1,6 +1,6 @@
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Tracker } from '@interleave/core';
+import { isServerUri, type Tracker } from '@interleave/core';
 import type { ProgressStream } from '../trainer/progress.js';
 import { describeParams } from './format.js';
 import { sweepParents } from './parent-run.js';
@@ -29,9 +29,8 @@ export async function reportCompletedSweep(plan: SweepPlan, out: ProgressStream)
   if (latest?.status !== 'FINISHED') return undefined;
   const results = await collectResults(plan, await findTrialRuns(plan.trials));
   if (results.some((result) => result.status !== 'FINISHED')) return undefined;
-  const artifacts = fileURLToPath(latest.artifactUri);
-  const csvPath = join(artifacts, 'results.csv');
-  const jsonPath = join(artifacts, 'results.json');
+  const csvPath = artifactDisplay(plan, latest.runId, latest.artifactUri, 'results.csv');
+  const jsonPath = artifactDisplay(plan, latest.runId, latest.artifactUri, 'results.json');
   out.write(
     `\n${summarize(plan, results)}every trial had already finished; nothing to run\n` +
       `results: ${csvPath}\n         ${jsonPath}\nparent run: ${latest.runId}\n`,
@@ -54,8 +53,24 @@ export function trialJob(trial: TrialSpec, parent: Tracker): TrialJob {
   return {
     ...trial,
     parentRunId: parent.runId,
-    logFile: join(parent.artifactLocation, 'logs', `trial-${trial.index}-${trial.trialId}.log`),
+    logFile: join(trialLogFolder(trial, parent), `trial-${trial.index}-${trial.trialId}.log`),
   };
+}
+
+/**
+ * Where a trial's output is written as it runs: the parent run's `logs/` artifacts in a file
+ * store; for a tracking server, whose artifacts are not a local folder, `.interleave/sweep-logs/`
+ * in the working directory.
+ */
+function trialLogFolder(trial: TrialSpec, parent: Tracker): string {
+  if (!isServerUri(trial.tracking.uri)) return join(parent.artifactLocation, 'logs');
+  return resolve('.interleave', 'sweep-logs', parent.runId);
+}
+
+/** A local path for a file store's artifact; the run and artifact name for a server's. */
+function artifactDisplay(plan: SweepPlan, runId: string, artifactUri: string, name: string): string {
+  if (isServerUri(plan.tracking.uri)) return `artifact ${name} of run ${runId}`;
+  return join(artifactUri.startsWith('file:') ? fileURLToPath(artifactUri) : artifactUri, name);
 }
 
 /** `trial 3/12 FINISHED in 4s: model.d_model=16 → eval accuracy 0.4012` */
@@ -81,8 +96,8 @@ export async function finishSweep(
   await parent.logArtifact('results.json', resultsJson(plan, results, parent.runId));
   const unfinished = results.filter((result) => result.status !== 'FINISHED');
   await parent.end(interrupted ? 'KILLED' : unfinished.length > 0 ? 'FAILED' : 'FINISHED');
-  const csvPath = join(parent.artifactLocation, 'results.csv');
-  const jsonPath = join(parent.artifactLocation, 'results.json');
+  const csvPath = artifactDisplay(plan, parent.runId, parent.artifactLocation, 'results.csv');
+  const jsonPath = artifactDisplay(plan, parent.runId, parent.artifactLocation, 'results.json');
   out.write(`\n${summarize(plan, results)}`);
   const finishedNow = [...outcomes.values()].filter(
     (outcome) => typeof outcome !== 'string' && outcome.status === 'FINISHED',

@@ -1,7 +1,5 @@
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
+import { openStore } from '@interleave/core';
 import { CHECKPOINT_FOLDER, TRAINER_FILE } from '../checkpoint/checkpoint.js';
 import type { ProgressStream } from '../trainer/progress.js';
 import { closeAbandonedRuns } from './abandoned-runs.js';
@@ -120,9 +118,12 @@ const CLAIM_RETRY_MS = 500;
  */
 async function resumableRunOf(trial: TrialSpec): Promise<string | undefined> {
   const runs = await runsOfTrial(trial.tracking, trial.trialId);
-  const resumable = [...runs].reverse().find((run) => {
-    if (run.status !== 'KILLED' || !run.artifactUri.startsWith('file:')) return false;
-    return existsSync(join(fileURLToPath(run.artifactUri), CHECKPOINT_FOLDER, TRAINER_FILE));
-  });
-  return resumable?.runId;
+  const store = openStore(trial.tracking.uri);
+  for (const run of [...runs].reverse()) {
+    if (run.status !== 'KILLED') continue;
+    // The checkpoint is looked up through the store, wherever it keeps artifacts.
+    const files = await store.listArtifacts(run.runId, CHECKPOINT_FOLDER).catch(() => []);
+    if (files.some((file) => file.path === `${CHECKPOINT_FOLDER}/${TRAINER_FILE}`)) return run.runId;
+  }
+  return undefined;
 }

@@ -90,7 +90,7 @@ describe('a full disk and a read-only folder', () => {
       Math.floor(model / 2);
     // The experiment's artifacts go to the small disk; the store itself stays writable.
     const disk = smallDisk(join(dir, 'artifact-disk'), room * PAGE);
-    const meta = join(reference!.directory, '..', 'meta.yaml');
+    const meta = join(runFolder(reference!), '..', 'meta.yaml');
     writeFileSync(
       meta,
       readFileSync(meta, 'utf8').replace(/^artifact_location: .*$/m, `artifact_location: ${pathToFileURL(disk).href}`),
@@ -109,7 +109,7 @@ describe('a full disk and a read-only folder', () => {
     const runs = await findRuns(join(dir, 'mlruns'), 'disk');
     const failed = runs.find((run) => run.runId !== reference!.runId);
     expect(failed?.status).toBe('FAILED');
-    expect(readFileSync(join(failed!.directory, 'tags', 'interleave.error'), 'utf8')).toContain(FULL);
+    expect(readFileSync(join(runFolder(failed!), 'tags', 'interleave.error'), 'utf8')).toContain(FULL);
     if (canMount) {
       const checkpoint = join(disk, failed!.runId, 'artifacts', 'checkpoint');
       expect(readdirSync(checkpoint).sort()).toEqual(checkpointFiles);
@@ -155,3 +155,8 @@ describe('a full disk and a read-only folder', () => {
     expectOneCleanLine(intoReadOnly.stderr, join(readOnly, 'report'), READ_ONLY);
   });
 });
+
+/** The run's folder in the file store (its artifacts may live elsewhere: see the experiment's artifact_location). */
+function runFolder(run: { experimentId: string; runId: string }): string {
+  return join(dir, 'mlruns', run.experimentId, run.runId);
+}

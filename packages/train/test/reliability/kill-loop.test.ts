@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { findRuns, SeededRandom } from '@interleave/core';
 import { describe, expect, it } from 'vitest';
 import { CLI, scratchDirectory, tinyConfig } from './support.js';
@@ -112,8 +113,8 @@ describe('SIGKILL at random steps, resumed each time', () => {
     const [reference] = await findRuns(join(dir, 'mlruns'), 'straight');
     const runs = await findRuns(join(dir, 'mlruns'), 'kill-loop');
     expect(runs.map((run) => [run.runId, run.status])).toEqual([[runId, 'FINISHED']]);
-    const expected = metricsOf(reference!.directory);
-    const survived = metricsOf(runs[0]!.directory);
+    const expected = metricsOf(runFolder(reference!));
+    const survived = metricsOf(runFolder(runs[0]!));
     expect([...survived.keys()].sort()).toEqual([...expected.keys()].sort());
     for (const [key, points] of expected) {
       const resumed = survived.get(key) ?? [];
@@ -127,3 +128,8 @@ describe('SIGKILL at random steps, resumed each time', () => {
     expect(survived.get('train/loss')?.map(([step]) => step)).toEqual(Array.from({ length: STEPS }, (_, i) => i + 1));
   });
 });
+
+/** The run's folder in the file store: its artifact folder's parent. */
+function runFolder(run: { artifactUri: string }): string {
+  return dirname(fileURLToPath(run.artifactUri));
+}

@@ -1,10 +1,8 @@
-import { existsSync } from 'node:fs';
 import {
-  annotateFileStoreRun,
+  annotateRun,
   applyOverride,
   backendFromEnvironment,
   configDataSource,
-  findRunFolder,
   InterleaveError,
   parseOverride,
   readMetricHistory,
@@ -14,11 +12,10 @@ import {
 } from '@interleave/core';
 import { locateCheckpoint } from '../../checkpoint/checkpoint-location.js';
 import { loadModelFromCheckpoint } from '../../checkpoint/load-model.js';
+import { type CheckpointTarget, resolveCheckpointTarget } from '../../checkpoint/run-checkpoint.js';
 import { type ExperimentConfig, loadExperimentConfig } from '../../config/experiment-config.js';
 import { type ResolvedEvaluation, resolveEvaluation, runEvaluations } from '../../run/evaluations.js';
 import { type Command, parseCommandLine } from '../command.js';
-
-const RUN_ID = /^[0-9a-f]{32}$/;
 
 export const evalCommand: Command = {
   name: 'eval',
@@ -27,7 +24,7 @@ export const evalCommand: Command = {
       --task NAME        an evaluation (mqar_grid, induction_extrapolation, or a plugin's);
                          without it, the evaluations in the run config's evals:
       --set key=value    a key of that evaluation, value in YAML (e.g. --set "lengths=[64,4096]")
-      --uri PATH         the MLflow store in which to look up a run id (default ./mlruns)
+      --uri URI          the MLflow store (path or http(s)://) in which to look up a run id (default ./mlruns)
       --config FILE      the config the model was trained with, for weights that record none
       --no-log           print the metrics only`,
   async run(args) {
@@ -41,43 +38,48 @@ export const evalCommand: Command = {
     if (positionals.length !== 1) {
       throw new InterleaveError('eval takes one model: interleave eval <run-id|run-dir|checkpoint> [--task NAME]');
     }
-    const target = await resolveTarget(positionals[0] as string, values.uri as string);
-    const location = await locateCheckpoint(target);
-    const configFile = values.config ?? location.runConfigFile;
-    const config = configFile === undefined ? undefined : (await loadExperimentConfig(configFile)).config;
-
-    await selectBackend(backendFromEnvironment() ?? 'auto', 'INTERLEAVE_BACKEND');
-    const { model, blueprint } = await loadModelFromCheckpoint(target, { config: values.config });
+    const resolved = await resolveCheckpointTarget(positionals[0] as string, values.uri as string);
     try {
-      const evaluations = chooseEvaluations(values.task, values.set ?? [], config, blueprint.container);
-      const run = values['no-log'] ? undefined : runHoldingArtifact(location.weightsFile);
-      const tracker = run === undefined ? printingTracker() : await annotateFileStoreRun(run);
-      const step =
-        run === undefined ? 0 : ((await readMetricHistory(run.uri, run.runId, 'train/loss')).at(-1)?.step ?? 0);
-      const metrics = await runEvaluations(evaluations, {
-        model,
-        seed: config?.seed ?? 0,
-        trainingTask: config?.task ?? { name: 'unknown' },
-        tracker,
-        step,
-        log: (line) => process.stdout.write(`${line}\n`),
-      });
-      process.stdout.write(`${JSON.stringify(metrics)}\n`);
-      if (run !== undefined)
-        process.stdout.write(`logged ${Object.keys(metrics).length} metrics to run ${run.runId}\n`);
-      return 0;
+      return await evaluate(resolved, values);
     } finally {
-      model.dispose();
+      await resolved.dispose();
     }
   },
 };
 
-/** A run id is looked up in the store; anything else is a path. */
-async function resolveTarget(target: string, uri: string): Promise<string> {
-  if (!RUN_ID.test(target) || existsSync(target)) return target;
-  const directory = await findRunFolder(uri, target);
-  if (directory !== undefined) return directory;
-  throw new InterleaveError(`no MLflow run '${target}' in ${uri} (pass --uri, or the run's folder)`);
+async function evaluate(
+  resolved: CheckpointTarget,
+  values: { task?: string; set?: string[]; config?: string; 'no-log'?: boolean },
+): Promise<number> {
+  const target = resolved.path;
+  const location = await locateCheckpoint(target);
+  const configFile = values.config ?? location.runConfigFile;
+  const config = configFile === undefined ? undefined : (await loadExperimentConfig(configFile)).config;
+
+  await selectBackend(backendFromEnvironment() ?? 'auto', 'INTERLEAVE_BACKEND');
+  const { model, blueprint } = await loadModelFromCheckpoint(target, { config: values.config });
+  try {
+    const evaluations = chooseEvaluations(values.task, values.set ?? [], config, blueprint.container);
+    const run = values['no-log'] ? undefined : (resolved.run ?? runHoldingArtifact(location.weightsFile));
+    const tracker = run === undefined ? printingTracker() : await annotateRun(run);
+    const step =
+      run === undefined ? 0 : ((await readMetricHistory(run.uri, run.runId, 'train/loss')).at(-1)?.step ?? 0);
+    const metrics = await runEvaluations(evaluations, {
+      model,
+      seed: config?.seed ?? 0,
+      trainingTask: config?.task ?? { name: 'unknown' },
+      tracker,
+      step,
+      log: (line) => process.stdout.write(`${line}\n`),
+    });
+    // A run on a server gets what was logged now; the file store has written it already.
+    await tracker.flush?.();
+    process.stdout.write(`${JSON.stringify(metrics)}\n`);
+    if (run !== undefined) process.stdout.write(`logged ${Object.keys(metrics).length} metrics to run ${run.runId}\n`);
+    return 0;
+  } finally {
+    model.dispose();
+  }
 }
 
 function chooseEvaluations(

@@ -5,11 +5,12 @@ import { createTokenizer, requireTokenIds, type TextTokenizer, TOKENIZERS } from
 import { METADATA_KEYS } from '../../checkpoint/checkpoint.js';
 import { loadModelFromCheckpoint } from '../../checkpoint/load-model.js';
 import type { ModelBlueprint } from '../../checkpoint/model-blueprint.js';
+import { resolveCheckpointTarget } from '../../checkpoint/run-checkpoint.js';
 import { type Command, parseCommandLine } from '../command.js';
 
 export const generateCommand: Command = {
   name: 'generate',
-  usage: `  generate <run-dir|checkpoint-dir|model.safetensors> --prompt "text" | --prompt-tokens 1,2,3 --max-new N
+  usage: `  generate <run-id|run-dir|checkpoint-dir|model.safetensors> --prompt "text" | --prompt-tokens 1,2,3 --max-new N
       continue a prompt with a trained model in step (recurrent) mode and print the text (or tokens)
       --prompt TEXT            the prompt as text, encoded and decoded with the run's tokenizer
                                (an lm run's task.tokenizer); prints the prompt and its continuation
@@ -20,6 +21,7 @@ export const generateCommand: Command = {
       --temperature X          0 = greedy (default); above 0 samples from softmax(logits / X)
       --seed S                 sampling seed (default 0)
       --config FILE            the config to build the model from, for weights that record none
+      --uri URI                the MLflow store (folder or http(s) server) in which to look up a run id (default ./mlruns)
       --stats                  also print ms/token and tfjs memory at the start and the end`,
   async run(args) {
     const { values, positionals } = parseCommandLine(args, {
@@ -31,6 +33,7 @@ export const generateCommand: Command = {
       temperature: { type: 'string', default: '0' },
       seed: { type: 'string', default: '0' },
       config: { type: 'string' },
+      uri: { type: 'string', default: './mlruns' },
       stats: { type: 'boolean', default: false },
     });
     if (positionals.length !== 1)
@@ -48,14 +51,19 @@ export const generateCommand: Command = {
     const seed = parseNumber('--seed', values.seed, Number.isInteger);
 
     await selectBackend(backendFromEnvironment() ?? 'auto', 'INTERLEAVE_BACKEND');
-    const { model, blueprint, weightsFile } = await loadModelFromCheckpoint(positionals[0] as string, {
-      config: values.config,
-    });
+    // A run id on a server is downloaded to a temporary folder: read the tokenizer from it too.
+    const target = await resolveCheckpointTarget(positionals[0] as string, values.uri as string);
+    let tokenizer: TextTokenizer | undefined;
+    const { model, blueprint, weightsFile } = await loadModelFromCheckpoint(target.path, { config: values.config });
     try {
-      const tokenizer =
-        promptText === undefined
-          ? undefined
-          : runTokenizer(blueprint, values.tokenizer, weightsFile, model.config.vocab_size);
+      try {
+        tokenizer =
+          promptText === undefined
+            ? undefined
+            : runTokenizer(blueprint, values.tokenizer, weightsFile, model.config.vocab_size);
+      } finally {
+        await target.dispose();
+      }
       if (tokenizer !== undefined && promptText !== undefined) {
         const ids = tokenizer.encode(promptText);
         if (ids.length === 0) throw new InterleaveError('the prompt is empty: give at least one character');
