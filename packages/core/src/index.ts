@@ -14,6 +14,7 @@ export * from './model/architecture.js';
 export * from './model/embedding.js';
 export * from './model/flop-count.js';
 export * from './model/generate.js';
+export * from './model/head-chunks.js';
 export * from './model/initializers.js';
 export * from './model/language-model.js';
 export * from './model/model-flops.js';

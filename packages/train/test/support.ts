@@ -24,7 +24,11 @@ export const tinyTrainConfig: TrainConfig = {
 };
 
 /** A two-layer Mamba + SWA model with MLPs on a small MQAR task: every code path of a step. */
-export async function tinyHybridTrainer(seed: number, train: TrainConfig = tinyTrainConfig): Promise<Trainer> {
+export async function tinyHybridTrainer(
+  seed: number,
+  train: TrainConfig = tinyTrainConfig,
+  headChunkBytes?: number,
+): Promise<Trainer> {
   const container = createContainer();
   await applyPlugin(container, registerBuiltinBlocks);
   const mamba = mambaBlock;
@@ -49,7 +53,7 @@ export async function tinyHybridTrainer(seed: number, train: TrainConfig = tinyT
     vocabSize: 32,
     seed,
   });
-  return new Trainer(model, task, train);
+  return new Trainer(model, task, train, headChunkBytes);
 }
 
 export function disposeTrainer(trainer: Trainer): void {

@@ -8,6 +8,7 @@ import type { SeededRandom } from '../random/seeded-random.js';
 import type { Mixer, MixerState, MlpFactory, NormFactory, PositionwiseLayer } from '../registry/block-definition.js';
 import { TOKENS } from '../registry/tokens.js';
 import { embeddingLookup } from './embedding.js';
+import { headChunkRows } from './head-chunks.js';
 import { normalInit } from './initializers.js';
 import { type ModelFlops, modelFlopsPerToken } from './model-flops.js';
 import { ParameterStore } from './parameter-store.js';
@@ -108,6 +109,27 @@ export class LanguageModel {
 
   /** tokens [B, L] int32 → logits [B, L, V]. */
   forward(tokens: tf.Tensor2D): tf.Tensor3D {
+    return tf.tidy(() => this.headLogits(this.hidden(tokens)));
+  }
+
+  /**
+   * tokens [B, L] int32 → the arg-max token at every position [B, L] int32, with the head run in
+   * row chunks (head-chunks.ts) so that no logits tensor exceeds the backend's binding limit.
+   */
+  predict(tokens: tf.Tensor2D, budgetBytes?: number): tf.Tensor2D {
+    return tf.tidy(() => {
+      const hidden = this.hidden(tokens);
+      const [batch, length, dModel] = hidden.shape;
+      const chunks = headChunkRows(batch * length, this.config.vocab_size, budgetBytes);
+      const flat = hidden.reshape([batch * length, dModel]) as tf.Tensor2D;
+      const parts = chunks.length === 1 ? [flat] : (tf.split(flat, chunks) as tf.Tensor2D[]);
+      const predictions = parts.map((part) => this.headLogits(part).argMax(1));
+      return tf.concat(predictions).reshape([batch, length]);
+    });
+  }
+
+  /** tokens [B, L] int32 → the final-normed hidden states [B, L, D] that the head reads. */
+  hidden(tokens: tf.Tensor2D): tf.Tensor3D {
     return tf.tidy(() => {
       let x = embeddingLookup(this.embedding as tf.Tensor2D, tokens, this.backend) as tf.Tensor3D;
       if (this.positions !== null) {
@@ -119,7 +141,7 @@ export class LanguageModel {
         x = x.add(layer.mixer.forward(layer.norm.apply(x)));
         if (layer.mlp) x = x.add(layer.mlp.layer.apply(layer.mlp.norm.apply(x)));
       }
-      return this.logits(this.finalNorm.apply(x));
+      return this.finalNorm.apply(x);
     });
   }
 
@@ -152,7 +174,7 @@ export class LanguageModel {
         x = x.add(out.y);
         if (layer.mlp) x = x.add(layer.mlp.layer.apply(layer.mlp.norm.apply(x)));
       });
-      return this.logits(this.finalNorm.apply(x));
+      return this.headLogits(this.finalNorm.apply(x));
     });
     return { logits, state: { layers: next, position: position + 1 } };
   }
@@ -171,7 +193,8 @@ export class LanguageModel {
     }
   }
 
-  private logits<T extends tf.Tensor2D | tf.Tensor3D>(hidden: T): T {
+  /** Hidden states [..., D] → logits [..., V] through the tied or untied head. */
+  headLogits<T extends tf.Tensor2D | tf.Tensor3D>(hidden: T): T {
     const shape = hidden.shape;
     const dModel = this.config.d_model;
     const flat = matmul(hidden.reshape([-1, dModel]), this.head, false, true);

@@ -1,11 +1,18 @@
 import type { LanguageModel, MixerState, ModelState, TokenBatch } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 
-/** Correct and counted predictions at the batch's masked positions, with the parallel form. */
-export function maskedAccuracyByForward(model: LanguageModel, batch: TokenBatch): { correct: number; counted: number } {
+/**
+ * Correct and counted predictions at the batch's masked positions, with the parallel form (the
+ * head in row chunks that fit the backend's binding limit: `LanguageModel.predict`).
+ */
+export function maskedAccuracyByForward(
+  model: LanguageModel,
+  batch: TokenBatch,
+  headChunkBytes?: number,
+): { correct: number; counted: number } {
   const predictions = tf.tidy(() => {
     const tokens = tf.tensor2d(batch.inputs, [batch.batchSize, batch.seqLen], 'int32');
-    return model.forward(tokens).argMax(2).dataSync() as Int32Array;
+    return model.predict(tokens, headChunkBytes).dataSync() as Int32Array;
   });
   let correct = 0;
   let counted = 0;

@@ -133,29 +133,28 @@ export function fusedCrossEntropyAvailable(): boolean {
 }
 
 /**
- * Mean cross-entropy of logits [rows, vocab] against int32 targets [rows], over the rows where
- * mask [rows] is 1, through the fused kernels; the same value and gradient as the tf-op form.
+ * Sum of the cross-entropy of logits [rows, vocab] against int32 targets [rows] over the rows where
+ * mask [rows] is 1, through the fused kernels; the same value and gradient as the tf-op form. A sum,
+ * not a mean: the head's row chunks (head-objective.ts) add theirs before dividing by the count.
  */
-export function fusedMaskedCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D, mask: tf.Tensor1D): tf.Scalar {
+export function fusedMaskedCrossEntropySum(logits: tf.Tensor2D, targets: tf.Tensor1D, mask: tf.Tensor1D): tf.Scalar {
   const loss = tf.customGrad((logitsArg, save) => {
     const [perRow, logNormaliser] = tf.engine().runKernel(CROSS_ENTROPY_KERNEL, {
       logits: logitsArg as tf.Tensor,
       targets,
     }) as [tf.Tensor, tf.Tensor];
-    const count = tf.maximum(mask.sum(), 1);
     // targets and mask are saved too: the caller may dispose its reshaped copies before the backward pass.
-    (save as tf.GradSaveFunc)([logitsArg as tf.Tensor, logNormaliser, count, targets, mask]);
+    (save as tf.GradSaveFunc)([logitsArg as tf.Tensor, logNormaliser, targets, mask]);
     return {
-      value: perRow.mul(mask).sum().div(count) as tf.Scalar,
+      value: perRow.mul(mask).sum() as tf.Scalar,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [savedLogits, savedNormaliser, savedCount, savedTargets, savedMask] = saved as tf.Tensor[] as [
-          tf.Tensor,
+        const [savedLogits, savedNormaliser, savedTargets, savedMask] = saved as [
           tf.Tensor,
           tf.Tensor,
           tf.Tensor,
           tf.Tensor,
         ];
-        const weight = tf.tidy(() => savedMask.div(savedCount).mul(dy));
+        const weight = tf.tidy(() => savedMask.mul(dy));
         const inputs = { logits: savedLogits, targets: savedTargets, logNormaliser: savedNormaliser, weight };
         const gradient = tf.engine().runKernel(CROSS_ENTROPY_GRAD_KERNEL, inputs) as tf.Tensor;
         weight.dispose();

@@ -4,7 +4,8 @@ import type { TrainConfig } from '../config/train-schema.js';
 import { AdamW } from '../optimizer/adamw.js';
 import { clipByGlobalNorm } from '../optimizer/clip-gradients.js';
 import { learningRateAt } from '../optimizer/schedule.js';
-import { maskedCorrect, maskedCrossEntropy, type Supervision } from './objective.js';
+import { headObjective } from './head-objective.js';
+import type { Supervision } from './objective.js';
 import { checkStepHealth } from './step-health.js';
 
 export interface StepMetrics {
@@ -39,6 +40,8 @@ export class Trainer {
     readonly model: LanguageModel,
     readonly task: Task,
     readonly train: TrainConfig,
+    /** Bytes one chunk of the head's logits may take; defaults to the backend's limit (head-objective.ts). */
+    private readonly headChunkBytes?: number,
   ) {
     const { betas, eps, weight_decay: weightDecay } = train.optimizer;
     this.optimizer = new AdamW(model.parameters.list(), { betas, eps, weightDecay });
@@ -67,11 +70,10 @@ export class Trainer {
       const { inputs, supervision } = toTensors(batch);
       const { value, grads } = tf.variableGrads(
         () => {
-          const logits = this.model.forward(inputs);
-          const hits = maskedCorrect(logits, supervision);
-          correct = tf.keep(hits.correct);
-          counted = tf.keep(hits.counted);
-          return maskedCrossEntropy(logits, supervision);
+          const objective = headObjective(this.model, inputs, supervision, this.headChunkBytes);
+          correct = tf.keep(objective.correct);
+          counted = tf.keep(objective.counted);
+          return objective.loss;
         },
         parameters.map((parameter) => parameter.variable),
       );
@@ -114,9 +116,8 @@ export class Trainer {
     for (const batch of this.task.testBatches(batchSize)) {
       const [loss, correct, counted] = tf.tidy(() => {
         const { inputs, supervision } = toTensors(batch);
-        const logits = this.model.forward(inputs);
-        const hits = maskedCorrect(logits, supervision);
-        return [maskedCrossEntropy(logits, supervision), hits.correct, hits.counted];
+        const { loss, correct, counted } = headObjective(this.model, inputs, supervision, this.headChunkBytes);
+        return [loss, correct, counted];
       });
       const scalars = [loss, correct, counted] as tf.Tensor[];
       let values: number[];
