@@ -185,12 +185,17 @@ async function probeAdapterInChild(): Promise<{ found: true } | { found: false; 
   return { found: false, reason: `the GPU probe failed: ${why}` };
 }
 
-/** Dawn's first warning, without the `Warning:` prefix and the native stack lines under it. */
+/**
+ * Dawn's first warning, without the `Warning:` prefix and the native stack lines under it. The
+ * libraries under Dawn write lines of their own first where the environment lacks something
+ * (Mesa: `error: XDG_RUNTIME_DIR is invalid or not set`), so a `Warning:` line wins over them.
+ */
 export function firstDawnWarning(stderr: string): string | undefined {
-  const line = stderr
+  const lines = stderr
     .split('\n')
     .map((text) => text.trim())
-    .find((text) => text !== '' && !text.startsWith('at ') && !text.startsWith('- '));
+    .filter((text) => text !== '' && !text.startsWith('at ') && !text.startsWith('- '));
+  const line = lines.find((text) => text.startsWith('Warning:')) ?? lines[0];
   return line?.replace(/^Warning:\s*/, '');
 }
 
