@@ -3,6 +3,7 @@ import { architectureColors } from './architecture-colors.js';
 import { computeSection } from './compute-section.js';
 import { loadExperimentRuns } from './experiment-runs.js';
 import { inductionSection } from './induction-section.js';
+import { madSection } from './mad-section.js';
 import { mqarSection } from './mqar-section.js';
 import type { ExperimentReport } from './report-document.js';
 import { runTableSection } from './run-table-section.js';
@@ -35,6 +36,7 @@ export async function buildExperimentReport(options: BuildReportOptions): Promis
       await mqarSection(runs, colors),
       await inductionSection(runs, colors),
       await computeSection(runs, colors, options.fit ?? DEFAULT_REPORT_FIT_OPTIONS),
+      madSection(runs),
       runTableSection(runs),
     ],
   };
