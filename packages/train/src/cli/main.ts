@@ -5,6 +5,7 @@ import { exportCommand } from './commands/export.js';
 import { fitCommand } from './commands/fit.js';
 import { generateCommand } from './commands/generate.js';
 import { importCommand } from './commands/import.js';
+import { newBlockCommand } from './commands/new-block.js';
 import { reportCommand } from './commands/report.js';
 import { sweepCommand } from './commands/sweep.js';
 import { trainCommand } from './commands/train.js';
@@ -20,6 +21,7 @@ const COMMANDS: readonly Command[] = [
   workerCommand,
   reportCommand,
   fitCommand,
+  newBlockCommand,
 ];
 
 function usage(): string {
