@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['packages/*/test/**/*.test.ts', 'bench/**/*.test.ts'],
+    include: ['packages/*/test/**/*.test.ts', 'bench/**/*.test.ts', 'examples/plugins/*/test/**/*.test.ts'],
     exclude: ['packages/*/test/**/*.slow.test.ts', 'packages/*/test/**/*.tensorflow.test.ts', '**/node_modules/**'],
     testTimeout: 120_000,
     hookTimeout: 600_000,

@@ -5,6 +5,7 @@ import { BUILTIN_TOKENIZERS, lmTask } from './lm/lm-task.js';
 import { lmValidationEvaluation } from './lm/lm-validation.js';
 import { TOKENIZERS } from './lm/tokenizers.js';
 import { inductionHeadsTask } from './tasks/induction-heads.js';
+import { registerMadTasks } from './tasks/mad/index.js';
 import { mqarTask } from './tasks/mqar.js';
 
 export {
@@ -59,6 +60,7 @@ export {
   inductionTestBatches,
   writeInductionExample,
 } from './tasks/induction-heads.js';
+export * from './tasks/mad/index.js';
 export { type MqarConfig, MqarTask, mqarSchema, mqarTask } from './tasks/mqar.js';
 export { emptyTokenBatch, MQAR_PADDING_TOKEN, MqarExampleWriter, type MqarLayout } from './tasks/mqar-example.js';
 
@@ -68,6 +70,7 @@ export const registerBuiltinTasks: Plugin = (api) => {
   // lm looks tokenizers up when a run starts, so a plugin's tokenizer is found too.
   const tokenizers = registryOf(api.container, TOKENIZERS);
   for (const task of [mqarTask, inductionHeadsTask, lmTask(tokenizers)]) api.registerTask(task);
+  registerMadTasks(api);
   for (const evaluation of [mqarGridEvaluation, inductionExtrapolationEvaluation, lmValidationEvaluation(tokenizers)])
     api.registerEvaluation(evaluation);
 };

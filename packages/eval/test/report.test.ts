@@ -114,6 +114,7 @@ describe('experiment report from an MLflow store', () => {
       ['learning-rate', undefined],
       ['state-size', undefined],
       ['compute', 'loss-vs-compute'],
+      ['mad', undefined],
       ['runs', undefined],
     ]);
   });
@@ -314,6 +315,7 @@ describe('report sections without data', () => {
       /^No configuration was trained at more than one learning rate/,
     );
     expect(section(report, 'state-size').omitted).toMatch(/^Fewer than two models with a logged state size/);
+    expect(section(report, 'mad').omitted).toMatch(/^No finished runs of a MAD task/);
     expect(html).toContain(
       '<p class="omitted">No MQAR evaluations in this experiment (no eval/mqar/L&lt;seq&gt;_K&lt;k&gt;',
     );
@@ -448,5 +450,75 @@ describe('report errors', () => {
     await expect(buildExperimentReport({ uri, experiment: 'only-reports' })).rejects.toThrow(
       new InterleaveError(`MLflow experiment 'only-reports' in ${uri} has no runs to report`),
     );
+  });
+});
+
+describe('MAD section', () => {
+  it('shows, per architecture, the best run of each MAD task and the mean where all six ran', async () => {
+    const uri = temporaryStore();
+    const tasks = [
+      'mad_in_context_recall',
+      'mad_fuzzy_recall',
+      'mad_noisy_recall',
+      'mad_selective_copying',
+      'mad_compression',
+      'mad_memorization',
+    ];
+    await writeRuns(uri, 'mad', [
+      // attention: every task, two learning rates on recall (the better one counts).
+      ...tasks.map((task, index) => ({
+        name: `attention-${task}`,
+        architecture: 'attention',
+        params: { 'task.name': task },
+        metrics: { 'eval/accuracy': [0.5 + index / 20] },
+      })),
+      {
+        name: 'attention-recall-low-lr',
+        architecture: 'attention',
+        params: { 'task.name': tasks[0]! },
+        metrics: { 'eval/accuracy': [0.9] },
+      },
+      // mamba: two tasks only, and a failed run that must not count.
+      {
+        name: 'mamba-recall',
+        architecture: 'mamba',
+        params: { 'task.name': tasks[0]! },
+        metrics: { 'eval/accuracy': [0.3] },
+      },
+      {
+        name: 'mamba-copy',
+        architecture: 'mamba',
+        params: { 'task.name': tasks[3]! },
+        metrics: { 'eval/accuracy': [0.4] },
+      },
+      {
+        name: 'mamba-failed',
+        architecture: 'mamba',
+        status: 'FAILED',
+        params: { 'task.name': tasks[1]! },
+        metrics: { 'eval/accuracy': [0.99] },
+      },
+      { name: 'mqar', architecture: 'mamba', params: { 'task.name': 'mqar' }, metrics: { 'eval/accuracy': [1] } },
+    ]);
+    const report = await buildExperimentReport({ uri, experiment: 'mad' });
+    const table = section(report, 'mad').tables[0]!;
+    expect(table.columns).toEqual([
+      'architecture',
+      'in-context recall',
+      'fuzzy recall',
+      'noisy recall',
+      'selective copying',
+      'compression',
+      'memorization',
+      'mean',
+      'runs',
+    ]);
+    // attention: recall 0.9 (best of 0.5 and 0.9), then 0.55 … 0.75; mean (0.9 + 0.55 + 0.6 + 0.65 + 0.7 + 0.75) / 6.
+    expect(table.rows).toEqual([
+      ['attention', '0.900', '0.550', '0.600', '0.650', '0.700', '0.750', '0.692', '7'],
+      ['mamba', '0.300', '–', '–', '0.400', '–', '–', '–', '2'],
+    ]);
+    expect(section(report, 'mad').notes).toEqual(['No mean for mamba: not every MAD task has a finished run.']);
+    expect(renderReportMarkdown(report)).toContain('MAD synthetic tasks');
   });
 });

@@ -54,7 +54,7 @@ describe('plugins and tests replace registry entries through the container', () 
 
   it('names an unknown task with the same message as an unknown block', async () => {
     await expect(prepareRun(resolve(CONFIGS, 'mqar-swa.yaml'), ['task.name=mqra'])).rejects.toThrow(
-      "task.name: unknown task 'mqra' (registered: induction_heads, mqar; plugins can register more)",
+      "task.name: unknown task 'mqra' (registered: induction_heads, lm, mad_compression, mad_fuzzy_recall, mad_in_context_recall, mad_memorization, mad_noisy_recall, mad_selective_copying, mqar; plugins can register more)",
     );
   });
 

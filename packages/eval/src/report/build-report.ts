@@ -4,6 +4,7 @@ import { computeSection } from './compute-section.js';
 import { loadExperimentRuns } from './experiment-runs.js';
 import { inductionSection } from './induction-section.js';
 import { learningRateSection } from './learning-rate-section.js';
+import { madSection } from './mad-section.js';
 import { mqarSection } from './mqar-section.js';
 import type { ExperimentReport } from './report-document.js';
 import { runTableSection } from './run-table-section.js';
@@ -39,6 +40,7 @@ export async function buildExperimentReport(options: BuildReportOptions): Promis
       await learningRateSection(runs, colors),
       await stateSizeSection(runs, colors),
       await computeSection(runs, colors, options.fit ?? DEFAULT_REPORT_FIT_OPTIONS),
+      madSection(runs),
       runTableSection(runs),
     ],
   };

@@ -9,6 +9,7 @@ export {
   type ReportRun,
 } from './experiment-runs.js';
 export { logReportRun } from './log-report-run.js';
+export { MAD_TASKS, madSection } from './mad-section.js';
 export { renderReportHtml } from './render-html.js';
 export { renderReportMarkdown } from './render-markdown.js';
 export type { ExperimentReport, ReportPlot, ReportSection, ReportTable } from './report-document.js';

@@ -7,6 +7,7 @@ import { generateCommand } from './commands/generate.js';
 import { importCommand } from './commands/import.js';
 import { inspectCommand } from './commands/inspect.js';
 import { mlflowCommand } from './commands/mlflow.js';
+import { newBlockCommand } from './commands/new-block.js';
 import { reportCommand } from './commands/report.js';
 import { sweepCommand } from './commands/sweep.js';
 import { tokenizeCommand } from './commands/tokenize.js';
@@ -27,6 +28,7 @@ const COMMANDS: readonly Command[] = [
   inspectCommand,
   tokenizeCommand,
   mlflowCommand,
+  newBlockCommand,
 ];
 
 function usage(): string {
