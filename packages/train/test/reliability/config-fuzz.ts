@@ -1,5 +1,5 @@
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { basename, join, relative } from 'node:path';
+import { basename, dirname, join, normalize, relative } from 'node:path';
 import { InterleaveError, SeededRandom } from '@interleave/core';
 import { stringify } from 'yaml';
 import { experimentConfigFromText, loadExperimentConfig } from '../../src/config/experiment-config.js';
@@ -76,14 +76,25 @@ export function shippedConfigSources(configsDir: string): { sources: FuzzSource[
   return { sources, scratch: join(scratch, '..') };
 }
 
+/** The shipped files that another shipped config names in `extends:` (relative to itself). */
+function extendedFiles(files: readonly FuzzSource[]): Set<string> {
+  const bases = new Set<string>();
+  for (const file of files) {
+    const base = /^extends:\s*['"]?([^'"#\n]+?)['"]?\s*(?:#.*)?$/m.exec(file.text)?.[1];
+    if (base !== undefined) bases.add(normalize(join(dirname(file.name), base)));
+  }
+  return bases;
+}
+
 /** Each config's resolved data as a trial carries it: loaded with `experimentConfigFromText`, no file behind it. */
 export async function configDataSources(files: readonly FuzzSource[]): Promise<FuzzSource[]> {
   const sources: FuzzSource[] = [];
+  const bases = extendedFiles(files);
   for (const file of files) {
     // Sweeps carry trials, not one config; a base is a fragment other configs extend; the
     // language-model configs read a corpus that scripts/fetch-shakespeare.sh downloads (their
     // mutants are still loaded from their files above, where a missing corpus is one line too).
-    if (file.isSweep || /(^|\/)base\//.test(file.name) || file.name.startsWith('lm/')) continue;
+    if (file.isSweep || bases.has(file.name) || file.name.startsWith('lm/')) continue;
     const { run } = await file.load(file.text);
     const prepared = (await run()) as { loaded: { resolved: Record<string, unknown> } };
     const label = `trial config of ${file.name}`;
