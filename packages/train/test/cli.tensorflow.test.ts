@@ -93,7 +93,9 @@ describe('interleave on the native TensorFlow backend', () => {
       dir,
     );
     expect(evaluated.status, evaluated.stderr).toBe(0);
-    expect(evaluated.stdout).toContain(`logged 1 metrics to run ${runId}`);
+    // The accuracy and its 95% Wilson interval.
+    expect(evaluated.stdout).toContain('"eval/mqar/L16_K2/accuracy_ci_low"');
+    expect(evaluated.stdout).toContain(`logged 3 metrics to run ${runId}`);
   });
 
   it('runs a sweep whose trials train on tensorflow', () => {
