@@ -34,7 +34,14 @@ function trainOnLavapipe(extraEnv: Record<string, string>) {
   }
   const dir = mkdtempSync(join(tmpdir(), 'interleave-quiet-'));
   writeFileSync(join(dir, 'quiet.yaml'), TINY);
-  const env: NodeJS.ProcessEnv = { ...process.env, VK_ICD_FILENAMES: LAVAPIPE_ICD, ...extraEnv };
+  // Where the native TensorFlow backend is set up, `auto` would take it before ever looking for a
+  // GPU: leave it out, so that webgpu is the backend `auto` tries first.
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    VK_ICD_FILENAMES: LAVAPIPE_ICD,
+    INTERLEAVE_AUTO_SKIP: 'tensorflow',
+    ...extraEnv,
+  };
   delete env.INTERLEAVE_BACKEND;
   if (extraEnv.INTERLEAVE_DEBUG === undefined) delete env.INTERLEAVE_DEBUG;
   return spawnSync(process.execPath, [CLI, 'train', 'quiet.yaml'], { cwd: dir, encoding: 'utf8', env });

@@ -31,7 +31,7 @@ const require = createRequire(import.meta.url);
  * `requestedBy` says where the request came from, for the error message.
  */
 export async function selectBackend(request: BackendRequest, requestedBy = 'backend'): Promise<BackendChoice> {
-  const candidates = request === 'auto' ? AUTO_ORDER : [request];
+  const candidates = request === 'auto' ? autoOrder() : [request];
   const skipped: string[] = [];
   for (const name of candidates) {
     const attempt = await ATTEMPTS[name](request !== 'auto');
@@ -47,6 +47,26 @@ export async function selectBackend(request: BackendRequest, requestedBy = 'back
     throw new InterleaveError(`no tfjs backend could start (${skipped.join('; ')})`);
   }
   throw new InterleaveError(`${requestedBy} asks for backend '${request}', which is not available here: ${skipped[0]}`);
+}
+
+/**
+ * The backends `auto` tries, in order, less those `INTERLEAVE_AUTO_SKIP` names (comma-separated):
+ * e.g. to keep `auto` off a native TensorFlow build on one machine without naming a backend in
+ * every config, or for a test of what `auto` does after the backends before it.
+ */
+function autoOrder(): readonly BackendName[] {
+  const value = process.env.INTERLEAVE_AUTO_SKIP ?? '';
+  const skip = value
+    .split(',')
+    .map((name) => name.trim())
+    .filter(Boolean);
+  const unknown = skip.filter((name) => !(AUTO_ORDER as readonly string[]).includes(name));
+  if (unknown.length > 0) {
+    throw new InterleaveError(
+      `INTERLEAVE_AUTO_SKIP='${value}' names ${unknown.join(', ')}, not one of ${AUTO_ORDER.join(', ')}`,
+    );
+  }
+  return AUTO_ORDER.filter((name) => !skip.includes(name));
 }
 
 /** The backend request from `INTERLEAVE_BACKEND`, if set; it overrides the config. */
