@@ -8,6 +8,7 @@
 # payload.tar.xz, which setup.sh unpacks in place into:
 #   interleave.mjs, bench/bench.mjs, bench/child-entry.mjs   the CLI and the benchmark, bundled by
 #                      esbuild (every JS dependency inlined; the scan kernels' worker beside each)
+#   bench/kernel-probe.mjs   bench/gpu/kernel-probe.ts (docs/gpu.md's per-kernel and per-step figures)
 #   node_modules/webgpu  Dawn's Node binding for linux-x64 only (native: cannot be bundled)
 #   *.wasm             tfjs-backend-wasm's binaries, found next to the bundle that loads them
 #   configs/, peer/hybrid.py   the configs and the PyTorch peer the benchmark runs
@@ -40,6 +41,7 @@ worker=packages/blocks/src/scan/kernels/scan-worker.mjs
 node_modules/.bin/esbuild \
   "interleave=packages/train/src/cli/main.ts" "scan-worker=$worker" \
   "bench/bench=bench/main.ts" "bench/child-entry=bench/isolation/child.ts" "bench/scan-worker=$worker" \
+  "bench/kernel-probe=bench/gpu/kernel-probe.ts" \
   --bundle --platform=node --format=esm --target=node20 --outdir="$stage" --out-extension:.js=.mjs \
   --external:webgpu --external:@tensorflow/tfjs-node --external:@tensorflow/tfjs-node-gpu \
   --banner:js="$banner" --log-level=warning

@@ -6,7 +6,11 @@ import { type ScanImplementation, selectiveScan } from '../../packages/blocks/sr
 
 /**
  * GPU figures for docs/gpu.md ("Speed: kernels and per-op cost"), one JSON line per figure:
- *   node kernel-probe.mjs [tinyop] [matmul] [scan] [recurrence] [hybrid[:batch[:seq_len]]] ...
+ *   node kernel-probe.mjs [tinyop] [matmul] [scan] [recurrence] [hybrid[:batch[:seq_len]]]
+ *                         [step:<config>[:key=value,...]] ...
+ * `step:` trains a few steps of any config (overrides as in `--set`) and reports the time per
+ * step, the kernels one step runs (tf.profile: count and summed kernel ms per kernel name) and
+ * where the step's wall time goes.
  * Runs on whatever `INTERLEAVE_BACKEND` names (webgpu on the GPU machine). Times are wall-clock
  * around work that ends in a read-back, so GPU execution is included.
  */
@@ -199,6 +203,67 @@ async function hybrid(batch: number, length?: number): Promise<void> {
   model.dispose();
 }
 
+/** A few training steps of `configFile`, then one step under tf.profile: what one step runs. */
+async function profileStep(configFile: string, overrides: string[]): Promise<void> {
+  const { loaded, container, layers, task } = await prepareRun(configFile, overrides);
+  const { config } = loaded;
+  const model = LanguageModel.build({
+    container,
+    config: config.model,
+    layers,
+    rng: new SeededRandom(config.seed),
+    backend: capabilitiesOf(tf.getBackend()),
+  });
+  const taskInstance = task.definition.create(task.config, { vocabSize: config.model.vocab_size, seed: config.seed });
+  const trainer = new Trainer(model, taskInstance, config.train);
+  resetPeaks();
+  const times: number[] = [];
+  let tokens = 0;
+  for (let step = 0; step < 8; step++) {
+    const start = performance.now();
+    const metrics = await trainer.trainStep();
+    times.push(performance.now() - start);
+    tokens = metrics.tokens;
+  }
+  const warm = times.slice(3).sort((a, b) => a - b);
+  const medianMs = warm[Math.floor(warm.length / 2)] ?? Number.NaN;
+  report('training step', {
+    config: configFile,
+    overrides,
+    stepMs: times.map((ms) => Math.round(ms * 10) / 10),
+    medianMs,
+    tokensPerSecond: tokens / (medianMs / 1000),
+    peakAllocatedGiB: peakAllocated / GiB,
+    peakUsedGiB: peakUsed / GiB,
+  });
+  const profileStart = performance.now();
+  const info = await tf.profile(async () => {
+    await trainer.trainStep();
+  });
+  const profiledMs = performance.now() - profileStart;
+  const byName = new Map<string, { count: number; kernelMs: number }>();
+  for (const kernel of info.kernels) {
+    const entry = byName.get(kernel.name) ?? { count: 0, kernelMs: 0 };
+    entry.count += 1;
+    const ms = await kernel.kernelTimeMs;
+    entry.kernelMs += typeof ms === 'number' ? ms : 0;
+    byName.set(kernel.name, entry);
+  }
+  const kernels = [...byName.entries()]
+    .sort((a, b) => b[1].kernelMs - a[1].kernelMs || b[1].count - a[1].count)
+    .map(([name, { count, kernelMs }]) => `${name}×${count}:${kernelMs.toFixed(2)}ms`);
+  report('step kernels', {
+    config: configFile,
+    kernelCount: info.kernels.length,
+    profiledMs,
+    newTensors: info.newTensors,
+    peakBytes: info.peakBytes,
+    kernels,
+  });
+  trainer.dispose();
+  model.dispose();
+}
+
 async function main(): Promise<void> {
   const choice = await selectBackend(process.env.INTERLEAVE_BACKEND === 'auto' ? 'auto' : 'webgpu');
   report('backend', { name: choice.name, detail: choice.detail, skipped: choice.skipped });
@@ -210,7 +275,10 @@ async function main(): Promise<void> {
       else if (phase === 'matmul') await matmul();
       else if (phase === 'scan') await scan();
       else if (phase === 'recurrence') await recurrence();
-      else if (phase.startsWith('hybrid')) {
+      else if (phase.startsWith('step:')) {
+        const [, configFile, overrides] = phase.split(':');
+        await profileStep(configFile ?? '', overrides === undefined ? [] : overrides.split(','));
+      } else if (phase.startsWith('hybrid')) {
         const [, batch, length] = phase.split(':');
         await hybrid(Number(batch ?? 16), length === undefined ? undefined : Number(length));
       } else throw new Error(`unknown phase '${phase}'`);

@@ -12,6 +12,7 @@ export * from './io/atomic-write.js';
 export { fileErrorReason } from './io/file-error-reason.js';
 export * from './model/architecture.js';
 export * from './model/embedding.js';
+export { type TokenRuns, tokenRuns } from './model/embedding-grad-webgpu.js';
 export * from './model/flop-count.js';
 export * from './model/generate.js';
 export * from './model/head-chunks.js';

@@ -45,7 +45,7 @@ describe('evaluation in step mode', () => {
     const [batch] = inductionTestBatches(7, 16, 24, 5, 5);
     if (batch === undefined) throw new Error('no batch');
     const before = tf.memory().numTensors;
-    const { predictions } = lastPredictionsByStep(model, batch);
+    const { predictions } = await lastPredictionsByStep(model, batch);
     expect(tf.memory().numTensors).toBe(before);
     const parallel = tf.tidy(() => {
       const logits = model.forward(tf.tensor2d(batch.inputs, [5, 24], 'int32'));

@@ -88,7 +88,7 @@ describe('the head and loss in row chunks (cpu)', () => {
       for (let i = 0; i < 4; i++) steps.push(await trainer.trainStep());
       const evaluation = await trainer.evaluate();
       const batch = trainer.task.trainBatch(9, 4);
-      const accuracy = maskedAccuracyByForward(trainer.model, batch, headChunkBytes);
+      const accuracy = await maskedAccuracyByForward(trainer.model, batch, headChunkBytes);
       disposeTrainer(trainer);
       return { steps, evaluation, accuracy };
     };

@@ -1,4 +1,5 @@
 import { selectBackend } from '@interleave/core';
+import { lastPredictionsByStep, maskedAccuracyByForward } from '@interleave/eval';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { startWebgpuBackend } from '../../blocks/test/support/webgpu-device.js';
@@ -29,5 +30,18 @@ describe('a training step on webgpu (Dawn over llvmpipe)', () => {
     onGpu.forEach((loss, step) => {
       expect(Math.abs(loss - (onCpu[step] as number)), `step ${step}: ${loss} vs ${onCpu[step]}`).toBeLessThan(1e-3);
     });
+  });
+
+  it('scores predictions by the parallel and the step form (reads back asynchronously: no OffscreenCanvas in Node)', async () => {
+    await startWebgpuBackend();
+    const trainer = await tinyHybridTrainer(3);
+    const batch = trainer.task.trainBatch(2, 4);
+    const before = tf.memory().numTensors;
+    const byForward = await maskedAccuracyByForward(trainer.model, batch);
+    const byStep = await lastPredictionsByStep(trainer.model, batch);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(byForward.counted).toBeGreaterThan(0);
+    expect(byStep.predictions).toHaveLength(batch.batchSize);
+    disposeTrainer(trainer);
   });
 });

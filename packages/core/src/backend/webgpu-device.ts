@@ -38,6 +38,14 @@ export function findGpuDevice(): Promise<DeviceSearch> {
   return gpuSearch;
 }
 
+/**
+ * Dawn instance flags from `INTERLEAVE_DAWN_FLAGS` (separated by spaces), for profiling on a GPU,
+ * e.g. `enable-dawn-features=allow_unsafe_apis` lets tfjs's profiler use timestamp queries.
+ */
+function dawnFlags(): string[] {
+  return (process.env.INTERLEAVE_DAWN_FLAGS ?? '').split(/\s+/).filter((flag) => flag !== '');
+}
+
 // Once per process: each look costs a child process, and each Dawn instance repeats its warnings.
 let gpuSearch: Promise<DeviceSearch> | undefined;
 let softwareSearch: Promise<DeviceSearch> | undefined;
@@ -47,7 +55,7 @@ async function searchGpu(): Promise<DeviceSearch> {
   const probe = await probeAdapterInChild();
   if (!probe.found) return probe;
   const { create } = await importDawn();
-  const gpu = create([]);
+  const gpu = create(dawnFlags());
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (adapter === null)
     return { found: false, reason: 'no GPU adapter found (the probe found one; this process did not)' };

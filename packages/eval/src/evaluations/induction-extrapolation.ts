@@ -43,7 +43,7 @@ export const inductionExtrapolationEvaluation: EvaluationDefinition<InductionExt
       let counted = 0;
       let bytes = 0;
       for (const batch of inductionTestBatches(seed, vocab, length, config.examples, config.batch_size)) {
-        const { predictions, stateBytes } = lastPredictionsByStep(model, batch);
+        const { predictions, stateBytes } = await lastPredictionsByStep(model, batch);
         bytes = Math.max(bytes, stateBytes / batch.batchSize);
         for (let row = 0; row < batch.batchSize; row++) {
           counted++;

@@ -5,15 +5,14 @@ import * as tf from '@tensorflow/tfjs';
  * Correct and counted predictions at the batch's masked positions, with the parallel form (the
  * head in row chunks that fit the backend's binding limit: `LanguageModel.predict`).
  */
-export function maskedAccuracyByForward(
+export async function maskedAccuracyByForward(
   model: LanguageModel,
   batch: TokenBatch,
   headChunkBytes?: number,
-): { correct: number; counted: number } {
-  const predictions = tf.tidy(() => {
-    const tokens = tf.tensor2d(batch.inputs, [batch.batchSize, batch.seqLen], 'int32');
-    return model.predict(tokens, headChunkBytes).dataSync() as Int32Array;
-  });
+): Promise<{ correct: number; counted: number }> {
+  const predictions = await readInt32(
+    tf.tidy(() => model.predict(tf.tensor2d(batch.inputs, [batch.batchSize, batch.seqLen], 'int32'), headChunkBytes)),
+  );
   let correct = 0;
   let counted = 0;
   for (let index = 0; index < batch.mask.length; index++) {
@@ -29,10 +28,10 @@ export function maskedAccuracyByForward(
  * through `step` once, so memory is what the mixers' states hold (constant for Mamba, RG-LRU and
  * sliding windows) and the prefix is never re-run. Also returns the state's size at the end.
  */
-export function lastPredictionsByStep(
+export async function lastPredictionsByStep(
   model: LanguageModel,
   batch: TokenBatch,
-): { predictions: Int32Array; stateBytes: number } {
+): Promise<{ predictions: Int32Array; stateBytes: number }> {
   const { batchSize, seqLen } = batch;
   const column = new Int32Array(batchSize);
   let state = model.initState(batchSize);
@@ -47,12 +46,24 @@ export function lastPredictionsByStep(
     for (let row = 0; row < batchSize; row++) column[row] = batch.inputs[row * seqLen + seqLen - 1] as number;
     const tokens = tf.tensor1d(column, 'int32');
     const { logits, state: next } = model.step(tokens, state);
-    const predictions = tf.tidy(() => logits.argMax(1).dataSync() as Int32Array);
+    const predictions = await readInt32(tf.tidy(() => logits.argMax(1)));
     tf.dispose([tokens, logits, state as unknown as tf.TensorContainer]);
     state = next;
     return { predictions, stateBytes: stateBytes(state) };
   } finally {
     tf.dispose(state as unknown as tf.TensorContainer);
+  }
+}
+
+/**
+ * Reads and disposes a tensor. Asynchronously: webgpu cannot read the GPU synchronously (tfjs's
+ * `dataSync` there needs a browser's OffscreenCanvas and fails in Node).
+ */
+async function readInt32(tensor: tf.Tensor): Promise<Int32Array> {
+  try {
+    return (await tensor.data()) as Int32Array;
+  } finally {
+    tensor.dispose();
   }
 }
 

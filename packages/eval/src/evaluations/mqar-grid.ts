@@ -53,7 +53,7 @@ export const mqarGridEvaluation: EvaluationDefinition<MqarGridConfig> = {
         let correct = 0;
         let counted = 0;
         for (const batch of task.testBatches(config.batch_size)) {
-          const result = maskedAccuracyByForward(model, batch);
+          const result = await maskedAccuracyByForward(model, batch);
           correct += result.correct;
           counted += result.counted;
         }
