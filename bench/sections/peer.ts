@@ -80,9 +80,18 @@ interface InterleaveRow {
 
 /** The threads each side computes with: tfjs-wasm's ops are single-threaded in Node. */
 function threadsOf(backend: string, threads: number): string {
-  if (backend === 'wasm') return `tfjs 1 + scan kernels ${threads}`;
-  if (backend === 'tensorflow') return `TensorFlow ${threads} + scan kernels ${threads}`;
-  return `tfjs ? + scan kernels ${threads}`;
+  const scan = `scan kernels ${scanKernelThreads(threads)}`;
+  if (backend === 'wasm') return `tfjs 1 + ${scan}`;
+  if (backend === 'tensorflow') return `TensorFlow ${threads} + ${scan}`;
+  return `tfjs ? + ${scan}`;
+}
+
+/**
+ * The hybrid's scans run on the calling thread (its Mamba scan as the WebAssembly SIMD kernel,
+ * d_state 16) unless INTERLEAVE_SCAN_SIMD=off brings back the JavaScript kernel and its workers.
+ */
+function scanKernelThreads(threads: number): number {
+  return process.env.INTERLEAVE_SCAN_SIMD === 'off' ? threads : 1;
 }
 
 interface PeerTrainResult {
@@ -394,7 +403,7 @@ function resultTable(
       ...(fastestLine ? [fastestLine] : []),
       onGpu
         ? 'On the GPU: Interleave on webgpu (Dawn, Vulkan); the peer on CUDA in float32 with TF32 off. Peak GPU memory: the GPU buffers Interleave held (tfjs pools included), torch.cuda.max_memory_allocated for the peer.'
-        : `Threads: tfjs-wasm runs its ops on 1 thread in Node; TensorFlow runs its ops on ${context.options.threads} (TF_NUM_INTRAOP_THREADS); the fused scan kernels use ${context.options.threads} (INTERLEAVE_KERNEL_THREADS). The peer gets torch.set_num_threads(${context.options.threads})${context.options.threads > 1 ? ', and for reference 1' : ''}, with OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY ?? 'PASSIVE'}.`,
+        : `Threads: tfjs-wasm runs its ops on 1 thread in Node; TensorFlow runs its ops on ${context.options.threads} (TF_NUM_INTRAOP_THREADS); the scan kernels use ${scanKernelThreads(context.options.threads)} (the Mamba scan's WebAssembly SIMD kernel runs on the calling thread; with INTERLEAVE_SCAN_SIMD=off its JavaScript kernel uses INTERLEAVE_KERNEL_THREADS). The peer gets torch.set_num_threads(${context.options.threads})${context.options.threads > 1 ? ', and for reference 1' : ''}, with OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY ?? 'PASSIVE'}.`,
       parameterLine,
       checkLine,
       ...interleave.filter((row) => row.failure).map((row) => `Interleave on ${row.backend} failed: ${row.failure}.`),

@@ -1,6 +1,6 @@
 import { selectBackend } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type ScanImplementation, selectiveScan } from '../src/scan/selective-scan.js';
 import {
   draw,
@@ -54,12 +54,29 @@ function expectAllAgree(shape: Shape, dtScale: number, implementations: ScanImpl
   }
 }
 
-describe.each(['wasm', 'cpu'] as const)(
-  'selective scan on %s: fused kernel = tf-op scan = sequential reference',
-  (backend) => {
+const savedSimd = process.env.INTERLEAVE_SCAN_SIMD;
+function restoreSimdSetting() {
+  if (savedSimd === undefined) delete process.env.INTERLEAVE_SCAN_SIMD;
+  else process.env.INTERLEAVE_SCAN_SIMD = savedSimd;
+}
+
+// The fused kernel has two host implementations: the WebAssembly SIMD one (float32, the default
+// where d_state is a multiple of 4) and the JavaScript one (float64 state, worker threads).
+describe.each([
+  ['wasm', 'on'],
+  ['wasm', 'off'],
+  ['cpu', 'on'],
+  ['cpu', 'off'],
+] as const)(
+  'selective scan on %s (INTERLEAVE_SCAN_SIMD=%s): fused kernel = tf-op scan = sequential reference',
+  (backend, simd) => {
     beforeAll(async () => {
       await selectBackend(backend);
     });
+    beforeEach(() => {
+      process.env.INTERLEAVE_SCAN_SIMD = simd;
+    });
+    afterEach(restoreSimdSetting);
 
     it.each([
       ['moderate Δ', 1],
@@ -75,11 +92,15 @@ describe.each(['wasm', 'cpu'] as const)(
   },
 );
 
-describe('selective scan kernel split over worker threads', () => {
+describe('selective scan kernel split over worker threads (the JavaScript kernel)', () => {
   const saved = process.env.INTERLEAVE_KERNEL_THREADS;
+  beforeEach(() => {
+    process.env.INTERLEAVE_SCAN_SIMD = 'off';
+  });
   afterEach(() => {
     if (saved === undefined) delete process.env.INTERLEAVE_KERNEL_THREADS;
     else process.env.INTERLEAVE_KERNEL_THREADS = saved;
+    restoreSimdSetting();
   });
   beforeAll(async () => {
     await selectBackend('wasm');

@@ -88,10 +88,11 @@ describe('interleave train: bad input', () => {
   });
 
   it('refuses a backend that is not available instead of falling back', () => {
-    // tensorflow needs libtensorflow, which this repository's install never fetches (webgpu, by
-    // contrast, starts on any machine with Mesa: see the webgpu tests).
+    // Whether tensorflow is set up differs from machine to machine (and webgpu starts on any
+    // machine with Mesa), so the test switches tensorflow off itself: it cannot start, as where
+    // libtensorflow is missing, and naming it must fail rather than fall back to another backend.
     const dir = workspace({ 'tiny.yaml': TINY });
-    const env = { ...process.env };
+    const env: NodeJS.ProcessEnv = { ...process.env, INTERLEAVE_DISABLE_BACKENDS: 'tensorflow' };
     delete env.INTERLEAVE_BACKEND;
     const direct = spawnSync(process.execPath, [CLI, 'train', 'tiny.yaml', '--set', 'backend=tensorflow'], {
       cwd: dir,
@@ -99,7 +100,12 @@ describe('interleave train: bad input', () => {
       env,
     });
     expect(direct.status).not.toBe(0);
-    expectOneCleanLine(direct.stderr, "backend 'tensorflow'", 'not available');
+    expectOneCleanLine(
+      direct.stderr,
+      "backend 'tensorflow'",
+      'not available here: tensorflow: switched off by INTERLEAVE_DISABLE_BACKENDS=tensorflow',
+    );
+    expect(readdirSync(dir)).toEqual(['tiny.yaml']);
   });
 });
 

@@ -33,8 +33,11 @@ const require = createRequire(import.meta.url);
 export async function selectBackend(request: BackendRequest, requestedBy = 'backend'): Promise<BackendChoice> {
   const candidates = request === 'auto' ? autoOrder() : [request];
   const skipped: string[] = [];
+  const disabled = backendNamesFromEnvironment('INTERLEAVE_DISABLE_BACKENDS');
   for (const name of candidates) {
-    const attempt = await ATTEMPTS[name](request !== 'auto');
+    const attempt = disabled.includes(name)
+      ? fail(`switched off by INTERLEAVE_DISABLE_BACKENDS=${process.env.INTERLEAVE_DISABLE_BACKENDS}`)
+      : await ATTEMPTS[name](request !== 'auto');
     if (attempt.ok) {
       await tf.ready();
       return { name, detail: attempt.detail, skipped };
@@ -55,18 +58,30 @@ export async function selectBackend(request: BackendRequest, requestedBy = 'back
  * every config, or for a test of what `auto` does after the backends before it.
  */
 function autoOrder(): readonly BackendName[] {
-  const value = process.env.INTERLEAVE_AUTO_SKIP ?? '';
-  const skip = value
+  const skip = backendNamesFromEnvironment('INTERLEAVE_AUTO_SKIP');
+  return AUTO_ORDER.filter((name) => !skip.includes(name));
+}
+
+/**
+ * The comma-separated backend names of an environment variable, each checked. Besides
+ * INTERLEAVE_AUTO_SKIP, `INTERLEAVE_DISABLE_BACKENDS` names backends that never start here, even
+ * when a config names one (which then fails as any unavailable backend does): e.g. to keep every
+ * run on a machine off a broken native build, or for a test of that failure on a machine where
+ * every backend is installed.
+ */
+function backendNamesFromEnvironment(variable: 'INTERLEAVE_AUTO_SKIP' | 'INTERLEAVE_DISABLE_BACKENDS'): string[] {
+  const value = process.env[variable] ?? '';
+  const names = value
     .split(',')
     .map((name) => name.trim())
     .filter(Boolean);
-  const unknown = skip.filter((name) => !(AUTO_ORDER as readonly string[]).includes(name));
+  const unknown = names.filter((name) => !(AUTO_ORDER as readonly string[]).includes(name));
   if (unknown.length > 0) {
     throw new InterleaveError(
-      `INTERLEAVE_AUTO_SKIP='${value}' names ${unknown.join(', ')}, not one of ${AUTO_ORDER.join(', ')}`,
+      `${variable}='${value}' names ${unknown.join(', ')}, not one of ${AUTO_ORDER.join(', ')}`,
     );
   }
-  return AUTO_ORDER.filter((name) => !skip.includes(name));
+  return names;
 }
 
 /** The backend request from `INTERLEAVE_BACKEND`, if set; it overrides the config. */

@@ -33,6 +33,28 @@ describe('backend selection', () => {
     }
   });
 
+  it('never starts a backend INTERLEAVE_DISABLE_BACKENDS names, named or under auto, and rejects unknown names', async () => {
+    const saved = process.env.INTERLEAVE_DISABLE_BACKENDS;
+    try {
+      process.env.INTERLEAVE_DISABLE_BACKENDS = 'tensorflow, wasm';
+      await expect(selectBackend('wasm', 'test.yaml (backend)')).rejects.toThrow(
+        "test.yaml (backend) asks for backend 'wasm', which is not available here: wasm: switched off by INTERLEAVE_DISABLE_BACKENDS=tensorflow, wasm",
+      );
+      process.env.INTERLEAVE_DISABLE_BACKENDS = 'tensorflow,webgpu,wasm';
+      const auto = await selectBackend('auto');
+      expect(auto.name).toBe('cpu');
+      expect(auto.skipped.map((line) => line.split(':')[0])).toEqual(['tensorflow', 'webgpu', 'wasm']);
+      expect(auto.skipped[0]).toContain('switched off by INTERLEAVE_DISABLE_BACKENDS');
+      process.env.INTERLEAVE_DISABLE_BACKENDS = 'tensorflw';
+      await expect(selectBackend('cpu')).rejects.toThrow(
+        "INTERLEAVE_DISABLE_BACKENDS='tensorflw' names tensorflw, not one of tensorflow, webgpu, wasm, cpu",
+      );
+    } finally {
+      if (saved === undefined) delete process.env.INTERLEAVE_DISABLE_BACKENDS;
+      else process.env.INTERLEAVE_DISABLE_BACKENDS = saved;
+    }
+  });
+
   it('reads INTERLEAVE_BACKEND and rejects unknown names', () => {
     expect(backendFromEnvironment()).toBeUndefined();
     process.env.INTERLEAVE_BACKEND = 'wasm';

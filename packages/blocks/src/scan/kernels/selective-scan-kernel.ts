@@ -3,6 +3,7 @@ import { HOST_BACKENDS, type HostBackendName, runOnHostMemory } from './host-mem
 import { registerOnce } from './register-once.js';
 import { type SelectiveScanDims, selectiveScanBackward, selectiveScanForward } from './scan-math.mjs';
 import { SharedArena } from './shared-arena.js';
+import { simdScanApplies, simdSelectiveScanBackward, simdSelectiveScanForward } from './simd/selective-scan-simd.js';
 import { selectiveScanBackwardOnGpu, selectiveScanForwardOnGpu } from './webgpu/selective-scan-wgsl.js';
 import { kernelThreadCount, kernelWorkerPool } from './worker-pool.js';
 
@@ -32,9 +33,14 @@ function forwardKernel(backendName: HostBackendName): tf.KernelFunc {
   return ({ inputs, backend }) => {
     const { x, dt, a, b, c } = inputs as Record<'x' | 'dt' | 'a' | 'b' | 'c', tf.TensorInfo>;
     const dims = dimsOf(x, a);
-    const threads = parallelThreads(dims);
+    const simd = simdScanApplies(dims);
+    const threads = simd ? 1 : parallelThreads(dims);
     const [output] = runOnHostMemory(backendName, backend, [x, dt, a, b, c], [x.shape], (values, [y]) => {
       const [xv, dtv, av, bv, cv] = values as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
+      if (simd) {
+        simdSelectiveScanForward({ x: xv, dt: dtv, a: av, b: bv, c: cv }, dims, y as Float32Array);
+        return;
+      }
       if (threads === 1) {
         selectiveScanForward({ x: xv, dt: dtv, a: av, b: bv, c: cv, y: y as Float32Array }, dims, 0, dims.dInner);
         return;
@@ -58,11 +64,24 @@ function backwardKernel(backendName: HostBackendName): tf.KernelFunc {
   return ({ inputs, backend }) => {
     const { x, dt, a, b, c, dy } = inputs as Record<'x' | 'dt' | 'a' | 'b' | 'c' | 'dy', tf.TensorInfo>;
     const dims = dimsOf(x, a);
-    const threads = parallelThreads(dims);
+    const simd = simdScanApplies(dims);
+    const threads = simd ? 1 : parallelThreads(dims);
     const outputShapes = [x.shape, dt.shape, a.shape, b.shape, c.shape];
     return runOnHostMemory(backendName, backend, [x, dt, a, b, c, dy], outputShapes, (values, outputs) => {
-      const [xv, dtv, av, bv, cv, dyv] = values as Float32Array[];
+      const [xv, dtv, av, bv, cv, dyv] = values as [
+        Float32Array,
+        Float32Array,
+        Float32Array,
+        Float32Array,
+        Float32Array,
+        Float32Array,
+      ];
       const [dx, ddt, da, db, dc] = outputs as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
+      if (simd) {
+        const inputs = { x: xv, dt: dtv, a: av, b: bv, c: cv, dy: dyv };
+        simdSelectiveScanBackward(inputs, dims, { dx, ddt, da, db, dc });
+        return;
+      }
       const bcLength = db.length;
       const partials = Array.from({ length: threads }, (_, slice) => ({
         db: threads === 1 ? new Float64Array(bcLength) : arena.float64(`db${slice}`, bcLength).fill(0),
