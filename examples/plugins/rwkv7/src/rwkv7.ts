@@ -197,7 +197,7 @@ class Rwkv7Mixer implements Mixer<Rwkv7State> {
     this.oProj = params.create('o_proj.weight', [D, D], matrix(D, constantInit(0)));
     const loraUp = (rank: number) => orthogonalInit(0.1 * (rank > D ? Math.sqrt(rank / D) : 1));
     const lora = (name: string, rank: number, activation: (x: tf.Tensor) => tf.Tensor, bias?: Initializer) =>
-      new LowRank(params.scope(`${name}.`), { input: D, rank, output: D }, activation, {
+      new LowRank(params.scope(name), { input: D, rank, output: D }, activation, {
         down: matrix(D, constantInit(0)),
         up: matrix(rank, loraUp(rank)),
         ...(bias === undefined ? {} : { bias }),
