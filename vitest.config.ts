@@ -6,6 +6,7 @@ export default defineConfig({
     exclude: [
       'packages/*/test/**/*.slow.test.ts',
       'examples/plugins/*/test/**/*.slow.test.ts',
+      'examples/plugins/*/test/**/*.tensorflow.test.ts',
       'packages/*/test/**/*.tensorflow.test.ts',
       '**/node_modules/**',
     ],
