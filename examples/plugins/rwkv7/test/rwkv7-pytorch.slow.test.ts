@@ -33,12 +33,14 @@ beforeAll(async () => {
   await selectBackend('cpu');
 }, 1_800_000);
 
-const CASES: { name: string; config: Record<string, unknown> }[] = [
+const CASES: { name: string; config: Record<string, unknown>; checkReferenceInit?: boolean }[] = [
   {
     name: 'two heads, chunks of 4',
     config: { heads: 2, decay_low_rank_dim: 4, a_low_rank_dim: 3, gate_low_rank_dim: 5, chunk_size: 4, init: 'fan_in' },
   },
   { name: "one head, fla's automatic ranks, chunks of 8", config: { heads: 1, chunk_size: 8, init: 'fan_in' } },
+  // fla's layer-0 init: the parameters are compared with fla's formulas (the output is 0: o_proj is).
+  { name: 'the reference init, two heads', config: { heads: 2, chunk_size: 4 }, checkReferenceInit: true },
 ];
 
 describe('rwkv7 against a plain PyTorch RWKV-7 (float64)', () => {
@@ -77,14 +79,25 @@ describe('rwkv7 against a plain PyTorch RWKV-7 (float64)', () => {
         a_rank: layout.aRank,
         gate_rank: layout.gateRank,
         norm_eps: config.norm_eps,
+        check_reference_init: testCase.checkReferenceInit === true,
       };
       writeFileSync(caseFile, JSON.stringify(sizes));
       const run = await runCommand(python, [REFERENCE, tensorsFile, caseFile, resultFile]);
       expect(run.code, run.stderr).toBe(0);
       const result = JSON.parse(readFileSync(resultFile, 'utf8')) as {
+        init_error: number | null;
+        init_worst: string | null;
         max_abs_error: number;
         max_abs_reference: number;
       };
+      if (testCase.checkReferenceInit) {
+        console.log(
+          `rwkv7 reference init: max |ours − fla's formulas| ${result.init_error?.toExponential(2)} (${result.init_worst})`,
+        );
+        expect(result.init_error).toBeLessThan(1e-6);
+        expect(result.max_abs_reference).toBe(0);
+        return;
+      }
       console.log(
         `rwkv7 (${testCase.name}): max |ours − PyTorch float64| ${result.max_abs_error.toExponential(2)} ` +
           `(max |y| ${result.max_abs_reference.toFixed(3)})`,

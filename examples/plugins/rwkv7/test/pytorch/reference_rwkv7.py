@@ -11,7 +11,9 @@ o_t = S_t r_t: both differ in form from what the TypeScript block computes (its 
 usage: reference_rwkv7.py <case.safetensors> <case.json> <result.json>
 The case file holds the block's parameters (named as in fla), the input `x` [B, L, D] and
 Interleave's output `y`; the JSON gives d_model, heads and the LoRA ranks.
-Writes {"max_abs_error", "max_abs_reference", "torch"} after a strict load.
+Writes {"max_abs_error", "max_abs_reference", "torch"} after a strict load, and with
+"check_reference_init" in the JSON also "init_error": how far the loaded parameters are from fla's
+layer-0 initialisation (`reference_init_error`).
 """
 
 import json
@@ -84,6 +86,45 @@ class RWKV7TimeMix(nn.Module):
         return self.o_proj((o + bonus) * g)
 
 
+def reference_init_error(module, d_model, num_layers=2):
+    """Largest difference between the loaded parameters and fla's `_initialize_weights` at
+    layer_idx 0 of `num_layers` (the deterministic values; the orthogonal matrices are checked by
+    W Wᵀ = gain² I). The GroupNorm weight is left out: ours uses the model's depth, absent here."""
+    ratio_0_to_1 = 0 / (num_layers - 1)
+    ratio_1_to_almost0 = 1.0 - 0 / num_layers
+    n = torch.arange(d_model, dtype=torch.float64)
+    ddd = (n / d_model).view(1, 1, -1)
+    linear = n / (d_model - 1) - 0.5
+    head_dim = module.head_dim
+    zigzag = ((n % head_dim) - (head_dim - 1) / 2) / ((head_dim - 1) / 2)
+    zigzag = zigzag * zigzag.abs()
+    www = -6 + 6 * (n / (d_model - 1)) ** (1 + 1 * ratio_0_to_1 ** 0.3)
+    expected = {
+        'x_r': 1.0 - ddd ** (0.2 * ratio_1_to_almost0),
+        'x_w': 1.0 - ddd ** (0.9 * ratio_1_to_almost0),
+        'x_k': 1.0 - ddd ** (0.7 * ratio_1_to_almost0),
+        'x_v': 1.0 - ddd ** (0.7 * ratio_1_to_almost0),
+        'x_a': 1.0 - ddd ** (0.9 * ratio_1_to_almost0),
+        'x_g': 1.0 - ddd ** (0.2 * ratio_1_to_almost0),
+        'k_a': torch.full((d_model,), 1.02, dtype=torch.float64),
+        'r_k': torch.full(module.r_k.shape, -0.04, dtype=torch.float64),
+        'k_k': 0.71 - linear * 0.1,
+        'w_lora.lora.2.bias': www + 0.5 + zigzag * 2.5,
+        'a_lora.lora.2.bias': -0.19 + zigzag * 0.3 + linear * 0.4,
+        'o_proj.weight': torch.zeros(d_model, d_model, dtype=torch.float64),
+        'w_lora.lora.0.weight': torch.zeros_like(module.w_lora.lora[0].weight),
+        'a_lora.lora.0.weight': torch.zeros_like(module.a_lora.lora[0].weight),
+        'g_lora.lora.0.weight': torch.zeros_like(module.g_lora.lora[0].weight),
+    }
+    state = module.state_dict()
+    errors = {name: (state[name] - value).abs().max().item() for name, value in expected.items()}
+    eye = torch.eye(d_model, dtype=torch.float64)
+    for name, gain in (('r_proj.weight', 1.0), ('k_proj.weight', 0.1), ('v_proj.weight', 1.0)):
+        weight = state[name]
+        errors[name + ' orthogonality'] = (weight @ weight.T - gain ** 2 * eye).abs().max().item()
+    return max(errors.values()), max(errors, key=errors.get)
+
+
 def main():
     tensors_file, case_file, result_file = sys.argv[1:4]
     case = json.loads(open(case_file).read())
@@ -94,7 +135,10 @@ def main():
     module.load_state_dict(tensors, strict=True)
     with torch.no_grad():
         reference = module(x)
+    init_error, worst = reference_init_error(module, case['d_model']) if case.get('check_reference_init') else (None, None)
     result = {
+        'init_error': init_error,
+        'init_worst': worst,
         'max_abs_error': (reference - ours).abs().max().item(),
         'max_abs_reference': reference.abs().max().item(),
         'torch': torch.__version__,
