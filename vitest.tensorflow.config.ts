@@ -5,7 +5,7 @@ import { defineConfig } from 'vitest/config';
 // nothing of them. They fail, saying so, where the backend is not set up.
 export default defineConfig({
   test: {
-    include: ['packages/*/test/**/*.tensorflow.test.ts'],
+    include: ['packages/*/test/**/*.tensorflow.test.ts', 'examples/plugins/*/test/**/*.tensorflow.test.ts'],
     globalSetup: ['packages/core/test/tensorflow-global-setup.ts'],
     testTimeout: 120_000,
     hookTimeout: 600_000,
