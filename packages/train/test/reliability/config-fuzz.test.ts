@@ -4,13 +4,17 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { configDataSources, fuzzConfigs, shippedConfigSources } from './config-fuzz.js';
 
 const CONFIGS = resolve(import.meta.dirname, '../../../../configs');
+const TOTAL_MUTANTS = 2000;
 
 describe('config fuzzing', () => {
   it('every mutant of every shipped config loads or fails with one located line', async () => {
     const { sources: files, scratch } = shippedConfigSources(CONFIGS);
     onTestFinished(() => rmSync(scratch, { recursive: true, force: true }));
     const sources = [...files, ...(await configDataSources(files))];
-    const perSource = Number(process.env.INTERLEAVE_FUZZ_PER_SOURCE ?? 40);
+    // A fixed total (at least 8 mutants a source), so the run's length does not grow with every config shipped.
+    const perSource = Number(
+      process.env.INTERLEAVE_FUZZ_PER_SOURCE ?? Math.max(8, Math.floor(TOTAL_MUTANTS / sources.length)),
+    );
     const figures = await fuzzConfigs(sources, {
       seed: Number(process.env.INTERLEAVE_FUZZ_SEED ?? 17),
       perSource,
@@ -28,5 +32,5 @@ describe('config fuzzing', () => {
     // Both outcomes are exercised: mutants that still load, and many ways to be rejected.
     expect(counts.loaded).toBeGreaterThan(0);
     expect(counts.rejected).toBeGreaterThan(counts.mutants / 2);
-  });
+  }, 300_000);
 });
