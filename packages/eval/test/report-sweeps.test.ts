@@ -109,5 +109,21 @@ describe('report sections for sweeps', () => {
     const dState8 = rows.find((row) => row[3] === (4 * 4 * 2 * 64 * 11).toLocaleString('en-US'));
     expect(dState8).toEqual(['mamba+mamba+mamba+mamba', '64', '64', '22,528', 'constant', '0.500', '1']);
     expect(states.plot?.svg).toContain('state bytes per sequence (float32, log scale)');
+
+    // Every model is drawn, outlined in its architecture's colour: solid when its state is
+    // constant, hollow (no fill) when it grows with the sequence.
+    const marks = [
+      ...(states.plot?.svg ?? '').matchAll(/<path aria-label="([^"]*)"[^>]*aria-roledescription="point"[^>]*>/g),
+    ];
+    expect(marks).toHaveLength(rows.length);
+    const strokeOf = new Map<string, string>();
+    for (const [mark, label] of marks) {
+      const stroke = /stroke="(#[0-9A-Fa-f]{6})"/.exec(mark)?.[1];
+      const fill = /fill="([^"]+)"/.exec(mark)?.[1];
+      expect(stroke, mark).toBeDefined();
+      expect(fill, mark).toBe(label?.endsWith('state: constant') ? stroke : undefined);
+      strokeOf.set(/architecture: ([^;]+);/.exec(label ?? '')?.[1] ?? '', stroke ?? '');
+    }
+    expect(strokeOf.get('attention+attention')).not.toBe(strokeOf.get('mamba+mamba+mamba+mamba'));
   });
 });

@@ -128,6 +128,13 @@ async function writeExperiments(uri: string): Promise<void> {
   await failed.setTags({ 'interleave.architecture': 'attention' });
   await failed.logMetrics({ 'compute/flops': 1e19, 'eval/loss': 9 }, 1);
   await failed.end('FAILED');
+  // What `interleave sweep` and `interleave report` add to an experiment: runs with no model.
+  const parent = await openTracker({ uri, experiment: 'compute-sweep', runName: 'compute-sweep-sweep' });
+  await parent.setTags({ 'interleave.sweep_role': 'parent', 'interleave.sweep_id': 'abc' });
+  await parent.end('FINISHED');
+  const report = await openTracker({ uri, experiment: 'compute-sweep', runName: 'report' });
+  await report.setTags({ 'interleave.kind': 'report' });
+  await report.end('FINISHED');
   const lonely = await openTracker({ uri, experiment: 'compute-sweep', runName: 'lonely' });
   await lonely.setTags({ 'interleave.architecture': 'hyena' });
   await lonely.logMetrics({ 'compute/flops': 1e15, 'eval/loss': 3 }, 1);
@@ -169,6 +176,8 @@ describe('interleave fit on an MLflow experiment', () => {
     }
     expect(output.tooFewPoints).toEqual([{ group: 'hyena', points: 1 }]);
     expect(stderr).toContain('skipping run crashed: status FAILED');
+    expect(stderr).not.toContain('compute-sweep-sweep');
+    expect(stderr).not.toContain('skipping run report');
     expect(stderr).toContain("not fitting 'hyena': 1 points, a compute-law fit needs at least 4");
   });
 

@@ -37,6 +37,10 @@ export async function stateSizeSection(runs: readonly ReportRun[], colors: Color
       'Fewer than two models with a logged state size (model.state_bytes_per_sequence) and a final eval/accuracy.';
     return section;
   }
+  const architectureScale = colorsFor(
+    colors,
+    points.map((point) => point.architecture),
+  );
   const spec: TopLevelSpec = {
     title: {
       text: 'Final accuracy vs. recurrent state per sequence',
@@ -58,17 +62,17 @@ export async function stateSizeSection(runs: readonly ReportRun[], colors: Color
         },
       },
       y: accuracyAxis('final test accuracy'),
-      color: {
-        field: 'architecture',
-        type: 'nominal',
-        scale: colorsFor(
-          colors,
-          points.map((point) => point.architecture),
-        ),
-        legend: { title: 'architecture' },
-      },
+      // Outline and fill as two channels on one scale: Vega-Lite drops a `color` encoding that
+      // comes with a `fill`, which left the hollow (growing-state) marks without any outline.
+      stroke: { field: 'architecture', type: 'nominal', scale: architectureScale, legend: { title: 'architecture' } },
       fill: {
-        condition: { test: "datum.state === 'constant'", field: 'architecture', type: 'nominal' },
+        condition: {
+          test: "datum.state === 'constant'",
+          field: 'architecture',
+          type: 'nominal',
+          scale: architectureScale,
+          legend: { title: 'architecture' },
+        },
         value: 'transparent',
       },
       shape: { field: 'state', type: 'nominal', legend: { title: 'state' } },

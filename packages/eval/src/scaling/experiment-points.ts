@@ -9,6 +9,15 @@ export const COMPUTE_METRIC = 'compute/flops';
 export const TOKENS_METRIC = 'compute/tokens';
 export const DEFAULT_LOSS_METRIC = 'eval/loss';
 
+/**
+ * Runs that hold no model — a report's own run, a sweep's parent run — are left out of a fit
+ * without a notice: every swept or reported experiment has them, and they are not data.
+ */
+const BOOKKEEPING_TAGS: Readonly<Record<string, string>> = {
+  'interleave.kind': 'report',
+  'interleave.sweep_role': 'parent',
+};
+
 export interface ExperimentPointOptions {
   /** The metric whose last value is the run's loss (default `eval/loss`). */
   lossMetric?: string;
@@ -96,7 +105,9 @@ export async function readExperimentChinchillaPoints(
 
 async function finishedRuns(uri: string, experiment: string, skipped: SkippedRun[]): Promise<RunRecord[]> {
   await requireExperiment(uri, experiment);
-  const runs = await findRuns(uri, experiment);
+  const runs = (await findRuns(uri, experiment)).filter(
+    (run) => !Object.entries(BOOKKEEPING_TAGS).some(([tag, value]) => run.tags[tag] === value),
+  );
   for (const run of runs) if (run.status !== 'FINISHED') skipped.push(skip(run, `status ${run.status}`));
   return runs.filter((run) => run.status === 'FINISHED');
 }
