@@ -58,6 +58,7 @@ export {
   inductionHeadsSchema,
   inductionHeadsTask,
   inductionTestBatches,
+  inductionTestBatchStream,
   writeInductionExample,
 } from './tasks/induction-heads.js';
 export * from './tasks/mad/index.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { inductionHeadsTask, inductionTestBatches } from '../src/tasks/induction-heads.js';
+import { inductionHeadsTask, inductionTestBatches, inductionTestBatchStream } from '../src/tasks/induction-heads.js';
 
 const config = inductionHeadsTask.schema.parse({ seq_len: 64, test_examples: 40 });
 
@@ -73,6 +73,21 @@ describe('induction heads task', () => {
     expect(long[0]?.seqLen).toBe(4096);
     const again = inductionTestBatches(5, 16, 4096, 3, 2);
     expect(Array.from(again[1]?.inputs ?? [])).toEqual(Array.from(long[1]?.inputs ?? []));
+  });
+
+  it('streams the same test batches one at a time, making none before it is asked for', () => {
+    const streamed = [...inductionTestBatchStream(5, 16, 300, 5, 2)];
+    const listed = inductionTestBatches(5, 16, 300, 5, 2);
+    expect(streamed.map((batch) => Array.from(batch.inputs))).toEqual(listed.map((batch) => Array.from(batch.inputs)));
+    expect(streamed.map((batch) => Array.from(batch.targets))).toEqual(
+      listed.map((batch) => Array.from(batch.targets)),
+    );
+    // A million examples of 2^16 tokens would need 786 GB at once; the stream holds one batch.
+    const huge = inductionTestBatchStream(5, 16, 65536, 1_000_000, 2);
+    const first = huge.next();
+    expect(first.done).toBe(false);
+    expect(first.value?.batchSize).toBe(2);
+    expect(first.value?.seqLen).toBe(65536);
   });
 
   it('refuses a model vocabulary smaller than the task vocabulary', () => {

@@ -1,6 +1,6 @@
 import type { EvaluationDefinition } from '@interleave/core';
 import { z } from 'zod';
-import { inductionTestBatches } from '../tasks/induction-heads.js';
+import { inductionTestBatchStream } from '../tasks/induction-heads.js';
 import { lastPredictionsByStep } from './model-predictions.js';
 import { wilsonInterval } from './wilson-interval.js';
 
@@ -42,7 +42,7 @@ export const inductionExtrapolationEvaluation: EvaluationDefinition<InductionExt
       let correct = 0;
       let counted = 0;
       let bytes = 0;
-      for (const batch of inductionTestBatches(seed, vocab, length, config.examples, config.batch_size)) {
+      for (const batch of inductionTestBatchStream(seed, vocab, length, config.examples, config.batch_size)) {
         const { predictions, stateBytes } = await lastPredictionsByStep(model, batch);
         bytes = Math.max(bytes, stateBytes / batch.batchSize);
         for (let row = 0; row < batch.batchSize; row++) {
