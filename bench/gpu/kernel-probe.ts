@@ -1,4 +1,4 @@
-import { capabilitiesOf, LanguageModel, SeededRandom, selectBackend } from '@interleave/core';
+import { bindGroupCacheStats, capabilitiesOf, LanguageModel, SeededRandom, selectBackend } from '@interleave/core';
 import { prepareRun, Trainer } from '@interleave/train';
 import * as tf from '@tensorflow/tfjs';
 import { linearRecurrence } from '../../packages/blocks/src/scan/linear-recurrence.js';
@@ -6,10 +6,12 @@ import { type ScanImplementation, selectiveScan } from '../../packages/blocks/sr
 
 /**
  * GPU figures for docs/gpu.md ("Speed: kernels and per-op cost"), one JSON line per figure:
- *   node kernel-probe.mjs [tinyop] [matmul] [scan] [recurrence] [hybrid[:batch[:seq_len]]]
+ *   node kernel-probe.mjs [tinyop] [dawncalls] [matmul] [scan] [recurrence] [hybrid[:batch[:seq_len]]]
  *                         [step:<config>[:key=value,...]] ...
- * `step:` trains a few steps of any config (overrides as in `--set`) and reports the time per
- * step, the kernels one step runs (tf.profile: count and summed kernel ms per kernel name) and
+ * `flags:NAME=value,...` sets tfjs environment flags for the phases after it (e.g.
+ * `flags:WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=1000`), so flag A/Bs run in one process.
+ * `step:` trains a few steps of any config (overrides as in `--set`; INTERLEAVE_PROBE_STEPS timed
+ * steps, default 8) and reports the time per step, the kernels one step runs (tf.profile: count and summed kernel ms per kernel name) and
  * where the step's wall time goes.
  * Runs on whatever `INTERLEAVE_BACKEND` names (webgpu on the GPU machine). Times are wall-clock
  * around work that ends in a read-back, so GPU execution is included.
@@ -67,7 +69,8 @@ function report(figure: string, values: Record<string, unknown>): void {
 const GiB = 2 ** 30;
 
 async function tinyOps(): Promise<void> {
-  for (const batchSize of [15, 100000]) {
+  const configured = tf.env().getNumber('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE');
+  for (const batchSize of [configured, 100000]) {
     tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', batchSize);
     const base = tf.randomUniform([1024]);
     for (let round = 0; round < 4; round++) {
@@ -92,7 +95,78 @@ async function tinyOps(): Promise<void> {
     }
     base.dispose();
   }
-  tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', 15);
+  tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', configured);
+}
+
+/**
+ * What Dawn's Node binding charges per call, on tfjs's device: the floor under any per-op cost
+ * built from these calls (a recorded-and-replayed step would still pay setPipeline,
+ * setBindGroup and dispatchWorkgroups per dispatch).
+ */
+async function dawnCalls(): Promise<void> {
+  const device = (tf.backend() as unknown as { device: GPUDevice }).device;
+  const code = `@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> inp: array<f32>;
+struct Dims { n: u32 };
+@group(0) @binding(2) var<uniform> dims: Dims;
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+  if (id.x < dims.n) { out[id.x] = inp[id.x] + 1.0; }
+}`;
+  const pipeline = device.createComputePipeline({
+    layout: 'auto',
+    compute: { module: device.createShaderModule({ code }), entryPoint: 'main' },
+  });
+  const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
+  const a = device.createBuffer({ size: 4096, usage: storage });
+  const b = device.createBuffer({ size: 4096, usage: storage });
+  const uniform = device.createBuffer({ size: 256, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  const words = new Uint32Array([1024, 0, 0, 0]);
+  device.queue.writeBuffer(uniform, 0, words);
+  const layout = pipeline.getBindGroupLayout(0);
+  const entries = [
+    { binding: 0, resource: { buffer: a } },
+    { binding: 1, resource: { buffer: b } },
+    { binding: 2, resource: { buffer: uniform, offset: 0, size: 16 } },
+  ];
+  const bindGroup = device.createBindGroup({ layout, entries });
+  const n = 5000;
+  const time = (what: string, body: () => void) => {
+    const start = performance.now();
+    for (let i = 0; i < n; i++) body();
+    report('dawn call', { what, usPerCall: ((performance.now() - start) * 1000) / n });
+  };
+  for (let round = 0; round < 2; round++) {
+    time('getBindGroupLayout(0)', () => pipeline.getBindGroupLayout(0));
+    time('createBindGroup (3 entries)', () => device.createBindGroup({ layout, entries }));
+    time('queue.writeBuffer 16 bytes', () => device.queue.writeBuffer(uniform, 0, words));
+    time('createBuffer 4 KiB + destroy', () => device.createBuffer({ size: 4096, usage: storage }).destroy());
+    time('createBuffer 4 KiB mapped + unmap + destroy', () => {
+      const buffer = device.createBuffer({
+        size: 4096,
+        usage: GPUBufferUsage.MAP_WRITE | GPUBufferUsage.COPY_SRC,
+        mappedAtCreation: true,
+      });
+      buffer.getMappedRange();
+      buffer.unmap();
+      buffer.destroy();
+    });
+    const encoder = device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    time('setPipeline + setBindGroup + dispatchWorkgroups', () => {
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, bindGroup);
+      pass.dispatchWorkgroups(16);
+    });
+    pass.end();
+    device.queue.submit([encoder.finish()]);
+    time('createCommandEncoder + pass + finish + submit (empty)', () => {
+      const e = device.createCommandEncoder();
+      e.beginComputePass().end();
+      device.queue.submit([e.finish()]);
+    });
+    await device.queue.onSubmittedWorkDone();
+  }
+  for (const buffer of [a, b, uniform]) buffer.destroy();
 }
 
 async function matmul(): Promise<void> {
@@ -219,7 +293,8 @@ async function profileStep(configFile: string, overrides: string[]): Promise<voi
   resetPeaks();
   const times: number[] = [];
   let tokens = 0;
-  for (let step = 0; step < 8; step++) {
+  const steps = Math.max(5, Number(process.env.INTERLEAVE_PROBE_STEPS ?? 8));
+  for (let step = 0; step < steps; step++) {
     const start = performance.now();
     const metrics = await trainer.trainStep();
     times.push(performance.now() - start);
@@ -235,6 +310,7 @@ async function profileStep(configFile: string, overrides: string[]): Promise<voi
     tokensPerSecond: tokens / (medianMs / 1000),
     peakAllocatedGiB: peakAllocated / GiB,
     peakUsedGiB: peakUsed / GiB,
+    bindGroupCache: { ...bindGroupCacheStats },
   });
   const profileStart = performance.now();
   const info = await tf.profile(async () => {
@@ -264,6 +340,16 @@ async function profileStep(configFile: string, overrides: string[]): Promise<voi
   model.dispose();
 }
 
+function setFlags(list: string): void {
+  for (const pair of list.split(',')) {
+    const [name, value] = pair.split('=');
+    if (name === undefined || value === undefined) throw new Error(`flags: expected NAME=value, got '${pair}'`);
+    const parsed = value === 'true' ? true : value === 'false' ? false : Number(value);
+    tf.env().set(name, parsed);
+    report('flag', { name, value: tf.env().get(name) });
+  }
+}
+
 async function main(): Promise<void> {
   const choice = await selectBackend(process.env.INTERLEAVE_BACKEND === 'auto' ? 'auto' : 'webgpu');
   report('backend', { name: choice.name, detail: choice.detail, skipped: choice.skipped });
@@ -272,9 +358,11 @@ async function main(): Promise<void> {
     const started = performance.now();
     try {
       if (phase === 'tinyop') await tinyOps();
+      else if (phase === 'dawncalls') await dawnCalls();
       else if (phase === 'matmul') await matmul();
       else if (phase === 'scan') await scan();
       else if (phase === 'recurrence') await recurrence();
+      else if (phase.startsWith('flags:')) setFlags(phase.slice('flags:'.length));
       else if (phase.startsWith('step:')) {
         const [, configFile, overrides] = phase.split(':');
         await profileStep(configFile ?? '', overrides === undefined ? [] : overrides.split(','));

@@ -6,6 +6,7 @@ export * from './backend/webgpu-buffer-pool.js';
 export * from './backend/webgpu-device.js';
 export * from './backend/webgpu-failures.js';
 export * from './backend/webgpu-memory.js';
+export * from './backend/webgpu-per-op.js';
 export * from './config/index.js';
 export * from './errors.js';
 export * from './io/atomic-write.js';
