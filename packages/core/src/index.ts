@@ -11,6 +11,7 @@ export * from './config/index.js';
 export * from './errors.js';
 export * from './io/atomic-write.js';
 export { fileErrorReason } from './io/file-error-reason.js';
+export * from './model/activation-checkpointing.js';
 export * from './model/architecture.js';
 export * from './model/embedding.js';
 export { type TokenRuns, tokenRuns } from './model/embedding-grad-webgpu.js';

@@ -108,6 +108,7 @@ describe('a training run logs its compute', () => {
     const state = modelStateBytes({ config: prepared.loaded.config.model, layers: prepared.layers, length: 16 });
     expect(run?.params['model.state_bytes_per_sequence']).toBe(String(state.bytes));
     expect(run?.params['model.state_grows_with_length']).toBe('false');
+    expect(run?.params['train.activation_checkpointing']).toBe('none');
 
     const tokens = await readMetricHistory(uri, result.runId, 'compute/tokens');
     const flops = await readMetricHistory(uri, result.runId, 'compute/flops');

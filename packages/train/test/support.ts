@@ -21,6 +21,7 @@ export const tinyTrainConfig: TrainConfig = {
   eval_every: null,
   checkpoint_every: null,
   log_every: 10,
+  activation_checkpointing: 'none',
 };
 
 /** A two-layer Mamba + SWA model with MLPs on a small MQAR task: every code path of a step. */

@@ -7,6 +7,7 @@ import { matmul } from '../ops/matmul.js';
 import type { SeededRandom } from '../random/seeded-random.js';
 import type { Mixer, MixerState, MlpFactory, NormFactory, PositionwiseLayer } from '../registry/block-definition.js';
 import { TOKENS } from '../registry/tokens.js';
+import { type ActivationCheckpointing, recomputedInBackward } from './activation-checkpointing.js';
 import { embeddingLookup } from './embedding.js';
 import { headChunkRows } from './head-chunks.js';
 import { normalInit } from './initializers.js';
@@ -19,6 +20,14 @@ interface ResidualLayer {
   readonly norm: PositionwiseLayer;
   readonly mixer: Mixer;
   readonly mlp: { readonly norm: PositionwiseLayer; readonly layer: PositionwiseLayer } | null;
+  /** Every parameter the layer created (`layers.<i>.*`): what a recomputed layer takes gradients for. */
+  readonly parameters: readonly tf.Variable[];
+}
+
+/** How `hidden` runs the residual layers. */
+export interface HiddenOptions {
+  /** `layers`: each residual layer is recomputed in the backward pass (activation-checkpointing.ts). */
+  readonly activationCheckpointing?: ActivationCheckpointing;
 }
 
 /** The recurrent state of the whole model: one mixer state per layer. */
@@ -82,6 +91,7 @@ export class LanguageModel {
         maxPositions > 0 ? root.create('position_embeddings.weight', [maxPositions, dModel], normalInit(0.02)) : null;
       const layers = options.layers.map((layer, index): ResidualLayer => {
         const prefix = `layers.${index}`;
+        const created = store.list().length;
         const norm = norms.create(component(`${prefix}.norm`), config.norm_eps);
         const mixer = layer.block.create({ ...component(`${prefix}.mixer`), backend, depth }, layer.config);
         const mlp = layer.mlp
@@ -90,7 +100,11 @@ export class LanguageModel {
               layer: mlps.create(component(`${prefix}.mlp`), layer.mlp),
             }
           : null;
-        return { norm, mixer, mlp };
+        const parameters = store
+          .list()
+          .slice(created)
+          .map((parameter) => parameter.variable);
+        return { norm, mixer, mlp, parameters };
       });
       const finalNorm = norms.create(component('norm_f'), config.norm_eps);
       const head = config.tie_embeddings
@@ -129,7 +143,8 @@ export class LanguageModel {
   }
 
   /** tokens [B, L] int32 → the final-normed hidden states [B, L, D] that the head reads. */
-  hidden(tokens: tf.Tensor2D): tf.Tensor3D {
+  hidden(tokens: tf.Tensor2D, options: HiddenOptions = {}): tf.Tensor3D {
+    const recompute = options.activationCheckpointing === 'layers';
     return tf.tidy(() => {
       let x = embeddingLookup(this.embedding as tf.Tensor2D, tokens, this.backend) as tf.Tensor3D;
       if (this.positions !== null) {
@@ -138,8 +153,8 @@ export class LanguageModel {
         x = x.add(this.positions.slice([0, 0], [length, this.config.d_model]));
       }
       for (const layer of this.layers) {
-        x = x.add(layer.mixer.forward(layer.norm.apply(x)));
-        if (layer.mlp) x = x.add(layer.mlp.layer.apply(layer.mlp.norm.apply(x)));
+        const forward = (input: tf.Tensor3D) => residualForward(layer, input);
+        x = recompute ? recomputedInBackward(forward, x, layer.parameters) : forward(x);
       }
       return this.finalNorm.apply(x);
     });
@@ -200,6 +215,13 @@ export class LanguageModel {
     const flat = matmul(hidden.reshape([-1, dModel]), this.head, false, true);
     return flat.reshape([...shape.slice(0, -1), this.config.vocab_size]) as T;
   }
+}
+
+/** One residual layer, the unit that activation checkpointing recomputes: x → x + mixer(norm(x)), then the MLP branch. */
+function residualForward(layer: ResidualLayer, x: tf.Tensor3D): tf.Tensor3D {
+  let y: tf.Tensor3D = x.add(layer.mixer.forward(layer.norm.apply(x)));
+  if (layer.mlp) y = y.add(layer.mlp.layer.apply(layer.mlp.norm.apply(y)));
+  return y;
 }
 
 function keepState(state: MixerState): void {

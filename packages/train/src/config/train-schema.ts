@@ -1,3 +1,4 @@
+import { ACTIVATION_CHECKPOINTING } from '@interleave/core';
 import { z } from 'zod';
 
 /** `train.optimizer:`: AdamW, the one optimizer the trainer implements. */
@@ -28,6 +29,11 @@ export const trainSchema = z.strictObject({
   eval_every: z.number().int().positive().nullable().default(null),
   checkpoint_every: z.number().int().positive().nullable().default(null),
   log_every: z.number().int().positive().default(10),
+  /**
+   * `layers`: training steps keep only each residual layer's input and recompute the layer in
+   * the backward pass (less memory, about one more forward per step, the same results).
+   */
+  activation_checkpointing: z.enum(ACTIVATION_CHECKPOINTING).default('none'),
 });
 export type TrainConfig = z.infer<typeof trainSchema>;
 

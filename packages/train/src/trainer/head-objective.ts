@@ -1,4 +1,4 @@
-import { headChunkRows, type LanguageModel } from '@interleave/core';
+import { type HiddenOptions, headChunkRows, type LanguageModel } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import { maskedCorrect, maskedCrossEntropy, maskedCrossEntropySum, type Supervision } from './objective.js';
 
@@ -17,15 +17,17 @@ export interface HeadObjective {
  * sized by `headChunkRows` (core's head-chunks.ts; `budgetBytes` overrides the backend's limit).
  * The loss is Σ over chunks of the masked sums, divided once by the total count: the same value
  * and gradients as the unchunked mean. When everything fits, one chunk is the unchunked path.
+ * `hiddenOptions` go to the model's layers (training steps: activation checkpointing).
  */
 export function headObjective(
   model: LanguageModel,
   inputs: tf.Tensor2D,
   supervision: Supervision,
   budgetBytes?: number,
+  hiddenOptions?: HiddenOptions,
 ): HeadObjective {
   return tf.tidy(() => {
-    const hidden = model.hidden(inputs);
+    const hidden = model.hidden(inputs, hiddenOptions);
     const [batch, length, dModel] = hidden.shape;
     const chunks = headChunkRows(batch * length, model.config.vocab_size, budgetBytes);
     if (chunks.length === 1) {

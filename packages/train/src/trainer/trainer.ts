@@ -70,7 +70,10 @@ export class Trainer {
       const { inputs, supervision } = toTensors(batch);
       const { value, grads } = tf.variableGrads(
         () => {
-          const objective = headObjective(this.model, inputs, supervision, this.headChunkBytes);
+          // Only a step records a gradient tape, so only a step has activations to checkpoint.
+          const objective = headObjective(this.model, inputs, supervision, this.headChunkBytes, {
+            activationCheckpointing: this.train.activation_checkpointing,
+          });
           correct = tf.keep(objective.correct);
           counted = tf.keep(objective.counted);
           return objective.loss;

@@ -103,6 +103,10 @@ describe('loadExperimentConfig: errors name the file, the key path and line:colu
     expect(decay.message).toBe(
       `${decay.file}:15:22: train.schedule.decay: must be one of 'cosine', 'constant', 'linear' (got 'cosin'); did you mean 'cosine'?`,
     );
+    const checkpointing = await errorFor(`${VALID_YAML}  activation_checkpointing: layer\n`);
+    expect(checkpointing.message).toBe(
+      `${checkpointing.file}:15:29: train.activation_checkpointing: must be one of 'none', 'layers' (got 'layer'); did you mean 'layers'?`,
+    );
   });
 
   it('explains bounds', async () => {
