@@ -1,4 +1,4 @@
-import { bindGroupCacheStats, capabilitiesOf, LanguageModel, SeededRandom, selectBackend } from '@interleave/core';
+import { capabilitiesOf, LanguageModel, SeededRandom, selectBackend } from '@interleave/core';
 import { prepareRun, Trainer } from '@interleave/train';
 import * as tf from '@tensorflow/tfjs';
 import { linearRecurrence } from '../../packages/blocks/src/scan/linear-recurrence.js';
@@ -310,7 +310,6 @@ async function profileStep(configFile: string, overrides: string[]): Promise<voi
     tokensPerSecond: tokens / (medianMs / 1000),
     peakAllocatedGiB: peakAllocated / GiB,
     peakUsedGiB: peakUsed / GiB,
-    bindGroupCache: { ...bindGroupCacheStats },
   });
   const profileStart = performance.now();
   const info = await tf.profile(async () => {
