@@ -1,7 +1,11 @@
 import { limitStorageBindingBytes, SeededRandom } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { selectiveScanLargestBinding } from '../src/scan/kernels/webgpu/selective-scan-wgsl.js';
+import {
+  type SelectiveScanKernel,
+  selectiveScanKernel,
+  selectiveScanLargestBinding,
+} from '../src/scan/kernels/webgpu/selective-scan-wgsl.js';
 import { linearRecurrence, type RecurrenceImplementation } from '../src/scan/linear-recurrence.js';
 import { type ScanImplementation, selectiveScan } from '../src/scan/selective-scan.js';
 import {
@@ -82,6 +86,7 @@ beforeAll(async () => {
 
 afterEach(() => {
   limitStorageBindingBytes(undefined);
+  delete process.env.INTERLEAVE_SCAN_KERNEL;
 });
 
 describe('selective scan WGSL kernel on webgpu = tf-op scan = float64 reference', () => {
@@ -89,6 +94,7 @@ describe('selective scan WGSL kernel on webgpu = tf-op scan = float64 reference'
     expect(tf.getBackend()).toBe('webgpu');
     expect(tf.getKernel('InterleaveSelectiveScan', 'webgpu')).toBeDefined();
     expect(tf.getKernel('InterleaveSelectiveScanGrad', 'webgpu')).toBeDefined();
+    expect(selectiveScanKernel(16)).toBe('lanes');
   });
 
   it.each([
@@ -103,6 +109,47 @@ describe('selective scan WGSL kernel on webgpu = tf-op scan = float64 reference'
   it("agrees at Mamba's d_state of 16 over L = 1024", async () => {
     // 64 checkpoint chunks: the backward walk spans several dispatches, carrying its gradients between them.
     await expectSelectiveScansAgree({ batch: 2, length: 1024, dInner: 8, dState: 16 }, 0.05);
+  });
+
+  it.each([
+    // 12 states: 21 channels of 12 lanes per workgroup (4 lanes spare); L = 45 ends inside a reduction block and a chunk.
+    [
+      'd_state 12 over three workgroups, L not a multiple of the blocks',
+      { batch: 2, length: 45, dInner: 50, dState: 12 },
+    ],
+    ['d_state 5, 51 channels a workgroup', { batch: 3, length: 21, dInner: 53, dState: 5 }],
+    ['d_state 64, four channels a workgroup', { batch: 1, length: 19, dInner: 9, dState: 64 }],
+    // 1,300 steps: forward, checkpoint and backward walks each span six dispatches handing state on.
+    ['L = 1300 over several dispatches', { batch: 1, length: 1300, dInner: 5, dState: 6 }],
+  ])('agrees in value and all five gradients (%s)', async (_label, shape) => {
+    await expectSelectiveScansAgree(shape, 0.3);
+  });
+
+  it('gives bit-identical values and gradients run to run', async () => {
+    const shape = { batch: 3, length: 70, dInner: 40, dState: 16 };
+    const inputs = randomInputs(shape, 0.5);
+    const w = draw(shape.batch * shape.length * shape.dInner, (rng) => rng.normal(), 9);
+    const first = await selectiveScanWithGradients(inputs, w, shape, 'fused');
+    const second = await selectiveScanWithGradients(inputs, w, shape, 'fused');
+    expect(Array.from(second.y)).toEqual(Array.from(first.y));
+    for (const name of INPUT_NAMES)
+      expect(Array.from(second.grads[name]), `d${name}`).toEqual(Array.from(first.grads[name]));
+  });
+
+  it.each(['lanes', 'channels'] as SelectiveScanKernel[])(
+    'INTERLEAVE_SCAN_KERNEL=%s selects that kernel, which agrees with the reference',
+    async (kernel) => {
+      process.env.INTERLEAVE_SCAN_KERNEL = kernel;
+      expect(selectiveScanKernel(16)).toBe(kernel);
+      await expectSelectiveScansAgree({ batch: 2, length: 33, dInner: 20, dState: 16 }, 0.3);
+    },
+  );
+
+  it('uses the channels kernel past 256 states, and names a bad INTERLEAVE_SCAN_KERNEL in one line', () => {
+    expect(selectiveScanKernel(256)).toBe('lanes');
+    expect(selectiveScanKernel(257)).toBe('channels');
+    process.env.INTERLEAVE_SCAN_KERNEL = 'warps';
+    expect(() => selectiveScanKernel(16)).toThrow("INTERLEAVE_SCAN_KERNEL must be 'lanes' or 'channels', got 'warps'");
   });
 
   it('splits a batch whose buffers pass the storage-binding cap, with the same values and gradients', async () => {
