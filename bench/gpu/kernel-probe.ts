@@ -6,7 +6,7 @@ import { type ScanImplementation, selectiveScan } from '../../packages/blocks/sr
 
 /**
  * GPU figures for docs/gpu.md ("Speed: kernels and per-op cost"), one JSON line per figure:
- *   node kernel-probe.mjs [tinyop] [matmul] [scan] [recurrence] [hybrid[:batch[:seq_len]]]
+ *   node kernel-probe.mjs [tinyop] [matmul] [scan] [scan-kernels] [recurrence] [hybrid[:batch[:seq_len]]]
  *                         [step:<config>[:key=value,...]] ...
  * `step:` trains a few steps of any config (overrides as in `--set`) and reports the time per
  * step, the kernels one step runs (tf.profile: count and summed kernel ms per kernel name) and
@@ -148,6 +148,39 @@ async function scan(): Promise<void> {
   tf.dispose([x, dt, a, b, c]);
 }
 
+/**
+ * The selective scan's two WGSL kernels (INTERLEAVE_SCAN_KERNEL=lanes|channels) apart: the
+ * forward kernel and the gradient kernel each run alone through tfjs's kernel registry, at the
+ * `scan` phase's shape.
+ */
+async function scanKernels(): Promise<void> {
+  const [batch, length, dInner, dState] = [16, 1024, 512, 16];
+  const x = tf.randomNormal([batch, length, dInner]);
+  const dt = tf.randomUniform([batch, length, dInner], 0.001, 0.1);
+  const a = tf.neg(tf.randomUniform([dInner, dState], 0.5, 4));
+  const b = tf.randomNormal([batch, length, dState]);
+  const c = tf.randomNormal([batch, length, dState]);
+  const dy = tf.randomNormal([batch, length, dInner]);
+  const before = process.env.INTERLEAVE_SCAN_KERNEL;
+  for (const kernel of ['lanes', 'channels']) {
+    process.env.INTERLEAVE_SCAN_KERNEL = kernel;
+    for (let round = 0; round < 3; round++) {
+      const forwardMs = await timeOnGpu(10, () => [
+        tf.engine().runKernel('InterleaveSelectiveScan', { x, dt, a, b, c }) as tf.Tensor,
+      ]);
+      const backwardMs = await timeOnGpu(10, () =>
+        tf.engine().runKernel('InterleaveSelectiveScanGrad', { x, dt, a, b, c, dy }) as tf.Tensor[],
+      );
+      if (round > 0) {
+        report('selective scan kernels B16 L1024 d_inner 512 d_state 16', { kernel, forwardMs, backwardMs });
+      }
+    }
+  }
+  if (before === undefined) delete process.env.INTERLEAVE_SCAN_KERNEL;
+  else process.env.INTERLEAVE_SCAN_KERNEL = before;
+  tf.dispose([x, dt, a, b, c, dy]);
+}
+
 async function recurrence(): Promise<void> {
   const shape: [number, number, number] = [16, 1024, 8192];
   const a = tf.randomUniform(shape, 0.5, 1) as tf.Tensor3D;
@@ -274,6 +307,7 @@ async function main(): Promise<void> {
       if (phase === 'tinyop') await tinyOps();
       else if (phase === 'matmul') await matmul();
       else if (phase === 'scan') await scan();
+      else if (phase === 'scan-kernels') await scanKernels();
       else if (phase === 'recurrence') await recurrence();
       else if (phase.startsWith('step:')) {
         const [, configFile, overrides] = phase.split(':');

@@ -160,7 +160,13 @@ function forwardReduction(): string {
       if (t < dims.endStep && outChannel < dims.dInner) {
         let first = j * WORKGROUP + (pair % CHANNELS) * N;
         var sum = 0.0;
-        for (var m = 0u; m < N; m++) { sum += products[first + m]; }
+        // Each channel starts at its own lane so that neighbouring threads read different memory
+        // banks; the order is fixed per channel, so results stay reproducible.
+        var m = (pair % CHANNELS) % N;
+        for (var k = 0u; k < N; k++) {
+          sum += products[first + m];
+          m = select(m + 1u, 0u, m + 1u == N);
+        }
         y[(sequence * dims.length + t) * dims.dInner + outChannel] = sum;
       }
     }
@@ -172,8 +178,61 @@ function forwardReduction(): string {
  * four contributions go to workgroup memory ([4][BLOCK][WORKGROUP]): g·B and A·g·decay·h_{t−1}
  * (summed over the lanes: dx = Δ·Σ g·B, dΔ = Σ A·g·decay·h_{t−1} + x·Σ g·B), and g·Δ·x, dy·h_t
  * (summed over the channels: this workgroup's share of dB, dC).
+ *
+ * A chunk's CHUNK recomputed states live in named registers (s0…s15): the chunk's walk is
+ * written out step by step here rather than looped, since a private array indexed by a loop
+ * counter is placed in (slow) local memory unless the GPU compiler happens to unroll the loop.
  */
 function backwardShader(dState: number): string {
+  const recompute = Array.from(
+    { length: CHUNK },
+    (_, j) => `
+    {
+      let t = t0 + ${j}u;
+      if (t < dims.length) {
+        let row = sequence * dims.length + t;
+        let i = row * dims.dInner + d;
+        let delta = dt[i];
+        h = exp(delta * rate) * h + delta * x[i] * bIn[row * N + n];
+      }
+      s${j} = h;
+    }`,
+  ).join('');
+  const walk: string[] = [];
+  for (let blockEnd = CHUNK; blockEnd > 0; blockEnd -= BACKWARD_BLOCK) {
+    for (let back = 0; back < BACKWARD_BLOCK; back++) {
+      const j = blockEnd - 1 - back;
+      walk.push(`
+    {
+      let t = t0 + ${j}u;
+      var gB = 0.0;
+      var gDecay = 0.0;
+      var gBInput = 0.0;
+      var gCInput = 0.0;
+      if (t < dims.length && live) {
+        let row = sequence * dims.length + t;
+        let i = row * dims.dInner + d;
+        let delta = dt[i];
+        let gy = dy[i];
+        let decay = exp(delta * rate);
+        let g = gh + gy * cIn[row * N + n];
+        let decayTerm = g * decay * ${j > 0 ? `s${j - 1}` : 'start'};
+        gB = g * bIn[row * N + n];
+        gDecay = rate * decayTerm;
+        gBInput = g * delta * x[i];
+        gCInput = gy * s${j};
+        gA += delta * decayTerm;
+        gh = g * decay;
+      }
+      terms[${back}u * WORKGROUP + lane] = gB;
+      terms[(BLOCK + ${back}u) * WORKGROUP + lane] = gDecay;
+      terms[(2u * BLOCK + ${back}u) * WORKGROUP + lane] = gBInput;
+      terms[(3u * BLOCK + ${back}u) * WORKGROUP + lane] = gCInput;
+    }`);
+    }
+    walk.push(`
+    reduceBlock(group.x, lane, sequence, t0 + ${blockEnd}u);`);
+  }
   return `
 ${bindings(['x', 'dt', 'bIn', 'cIn', 'dy'], ['scratch', 'dx', 'ddt'])}
 struct Dims {
@@ -186,6 +245,53 @@ const BLOCK = ${BACKWARD_BLOCK}u;
 const CHUNK = ${CHUNK}u;
 var<workgroup> terms: array<f32, 4u * BLOCK * WORKGROUP>;
 
+// The block of steps [blockEnd − BLOCK, blockEnd), written to \`terms\` back to front: dx, dΔ for
+// each (step, channel) and this workgroup's dB, dC partials for each (step, state).
+fn reduceBlock(channelGroup: u32, lane: u32, sequence: u32, blockEnd: u32) {
+  workgroupBarrier();
+  for (var item = lane; item < BLOCK * (CHANNELS + N); item += WORKGROUP) {
+    if (item < BLOCK * CHANNELS) {
+      let back = item / CHANNELS;
+      let column = item % CHANNELS;
+      let outChannel = channelGroup * CHANNELS + column;
+      let t = blockEnd - 1u - back;
+      if (t < dims.length && outChannel < dims.dInner) {
+        let first = back * WORKGROUP + column * N;
+        var sumB = 0.0;
+        var sumDecay = 0.0;
+        // Each channel starts its sum at its own lane so that neighbouring threads read
+        // different memory banks; the order is fixed per channel, so results stay reproducible.
+        var m = column % N;
+        for (var k = 0u; k < N; k++) {
+          sumB += terms[first + m];
+          sumDecay += terms[BLOCK * WORKGROUP + first + m];
+          m = select(m + 1u, 0u, m + 1u == N);
+        }
+        let i = (sequence * dims.length + t) * dims.dInner + outChannel;
+        dx[i] = dt[i] * sumB;
+        ddt[i] = sumDecay + x[i] * sumB;
+      }
+    } else {
+      let rest = item - BLOCK * CHANNELS;
+      let back = rest / N;
+      let state = rest % N;
+      let t = blockEnd - 1u - back;
+      if (t < dims.length) {
+        var sumB = 0.0;
+        var sumC = 0.0;
+        for (var c = 0u; c < CHANNELS; c++) {
+          sumB += terms[(2u * BLOCK + back) * WORKGROUP + c * N + state];
+          sumC += terms[(3u * BLOCK + back) * WORKGROUP + c * N + state];
+        }
+        let partial = dims.dbcPartials + ((sequence * dims.length + t) * dims.groups + channelGroup) * 2u * N + state;
+        scratch[partial] = sumB;
+        scratch[partial + N] = sumC;
+      }
+    }
+  }
+  workgroupBarrier();
+}
+
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
   ${laneLocals()}
@@ -194,93 +300,13 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
   let fromEnd = dims.endChunk == dims.chunks;
   var gh = select(scratch[dims.carries + carried], 0.0, fromEnd);
   var gA = select(scratch[dims.dAPartials + carried], 0.0, fromEnd);
-  var states: array<f32, CHUNK>;
+  ${Array.from({ length: CHUNK }, (_, j) => `var s${j} = 0.0;`).join(' ')}
   for (var k = dims.endChunk; k > dims.firstChunk; k--) {
     let chunk = k - 1u;
     let t0 = chunk * CHUNK;
     var start = 0.0;
     if (chunk > 0u) { start = scratch[dims.checkpoints + ((sequence * dims.chunks + chunk) * dims.dInner + d) * N + n]; }
-    var h = start;
-    for (var j = 0u; j < CHUNK; j++) {
-      let t = t0 + j;
-      if (t < dims.length) {
-        let row = sequence * dims.length + t;
-        let i = row * dims.dInner + d;
-        let delta = dt[i];
-        h = exp(delta * rate) * h + delta * x[i] * bIn[row * N + n];
-        states[j] = h;
-      }
-    }
-    for (var blockEnd = CHUNK; blockEnd > 0u; blockEnd -= BLOCK) {
-      for (var back = 0u; back < BLOCK; back++) {
-        let j = blockEnd - 1u - back;
-        let t = t0 + j;
-        var gB = 0.0;
-        var gDecay = 0.0;
-        var gBInput = 0.0;
-        var gCInput = 0.0;
-        if (t < dims.length && live) {
-          let row = sequence * dims.length + t;
-          let i = row * dims.dInner + d;
-          let delta = dt[i];
-          let gy = dy[i];
-          let previous = select(start, states[max(j, 1u) - 1u], j > 0u);
-          let decay = exp(delta * rate);
-          let g = gh + gy * cIn[row * N + n];
-          let decayTerm = g * decay * previous;
-          gB = g * bIn[row * N + n];
-          gDecay = rate * decayTerm;
-          gBInput = g * delta * x[i];
-          gCInput = gy * states[j];
-          gA += delta * decayTerm;
-          gh = g * decay;
-        }
-        terms[back * WORKGROUP + lane] = gB;
-        terms[(BLOCK + back) * WORKGROUP + lane] = gDecay;
-        terms[(2u * BLOCK + back) * WORKGROUP + lane] = gBInput;
-        terms[(3u * BLOCK + back) * WORKGROUP + lane] = gCInput;
-      }
-      workgroupBarrier();
-      for (var item = lane; item < BLOCK * (CHANNELS + N); item += WORKGROUP) {
-        if (item < BLOCK * CHANNELS) {
-          // dx, dΔ of one (step, channel): sums over its N lanes.
-          let back = item / CHANNELS;
-          let column = item % CHANNELS;
-          let outChannel = group.x * CHANNELS + column;
-          let t = t0 + blockEnd - 1u - back;
-          if (t < dims.length && outChannel < dims.dInner) {
-            let first = back * WORKGROUP + column * N;
-            var sumB = 0.0;
-            var sumDecay = 0.0;
-            for (var m = 0u; m < N; m++) {
-              sumB += terms[first + m];
-              sumDecay += terms[BLOCK * WORKGROUP + first + m];
-            }
-            let i = (sequence * dims.length + t) * dims.dInner + outChannel;
-            dx[i] = dt[i] * sumB;
-            ddt[i] = sumDecay + x[i] * sumB;
-          }
-        } else {
-          // This workgroup's share of dB, dC at one (step, state): sums over its channels.
-          let rest = item - BLOCK * CHANNELS;
-          let back = rest / N;
-          let state = rest % N;
-          let t = t0 + blockEnd - 1u - back;
-          if (t < dims.length) {
-            var sumB = 0.0;
-            var sumC = 0.0;
-            for (var c = 0u; c < CHANNELS; c++) {
-              sumB += terms[(2u * BLOCK + back) * WORKGROUP + c * N + state];
-              sumC += terms[(3u * BLOCK + back) * WORKGROUP + c * N + state];
-            }
-            let partial = dims.dbcPartials + ((sequence * dims.length + t) * dims.groups + group.x) * 2u * N + state;
-            scratch[partial] = sumB;
-            scratch[partial + N] = sumC;
-          }
-        }
-      }
-      workgroupBarrier();
-    }
+    var h = start;${recompute}${walk.join('')}
   }
   if (live) {
     scratch[dims.dAPartials + carried] = gA;
