@@ -128,25 +128,37 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
   var h = 0.0;
   if (dims.firstStep > 0u) { h = states[stateBase + (dims.firstStep / dims.chunkSteps) * chunkStride]; }
   for (var block = dims.firstStep; block < dims.endStep; block += BLOCK) {
-    for (var j = 0u; j < BLOCK; j++) {
-      let t = block + j;
-      var product = 0.0;
-      if (t < dims.endStep) {
-        let row = sequence * dims.length + t;
-        let i = row * dims.dInner + d;
-        let delta = dt[i];
-        h = exp(delta * rate) * h + delta * x[i] * bIn[row * N + n];
-        ${withOutput ? 'product = h * cIn[row * N + n];' : ''}
-        let next = t + 1u;
-        if (live && next % dims.chunkSteps == 0u && next < dims.length) {
-          states[stateBase + (next / dims.chunkSteps) * chunkStride] = h;
-        }
+    // A whole block runs unguarded, so its loads do not wait on the branch and can be issued together.
+    if (block + BLOCK <= dims.endStep) {${forwardSteps(withOutput, false)}
+      if (live && (block + BLOCK) % dims.chunkSteps == 0u && block + BLOCK < dims.length) {
+        states[stateBase + ((block + BLOCK) / dims.chunkSteps) * chunkStride] = h;
       }
-      ${withOutput ? 'products[j * WORKGROUP + lane] = product;' : ''}
+    } else {${forwardSteps(withOutput, true)}
     }
     ${withOutput ? forwardReduction() : ''}
   }
 }`;
+}
+
+/**
+ * The BLOCK steps of one block written out (the state update's loads do not depend on h, so
+ * unrolled they overlap); `guarded` for the last, partial block of a walk. A chunk ends only at
+ * a block's end (chunkSteps is a multiple of BLOCK and walks start on chunk boundaries).
+ */
+function forwardSteps(withOutput: boolean, guarded: boolean): string {
+  return Array.from({ length: FORWARD_BLOCK }, (_, j) => {
+    const body = `
+        let row = sequence * dims.length + block + ${j}u;
+        let i = row * dims.dInner + d;
+        let delta = dt[i];
+        h = exp(delta * rate) * h + delta * x[i] * bIn[row * N + n];${
+          withOutput
+            ? `
+        products[${j}u * WORKGROUP + lane] = h * cIn[row * N + n];`
+            : ''
+        }`;
+    return guarded ? `\n      if (block + ${j}u < dims.endStep) {${body}\n      }` : `\n      {${body}\n      }`;
+  }).join('');
 }
 
 /** y for the block's (step, channel) pairs, each summed over its N lanes in a fixed order. */
