@@ -168,8 +168,9 @@ async function scanKernels(): Promise<void> {
       const forwardMs = await timeOnGpu(10, () => [
         tf.engine().runKernel('InterleaveSelectiveScan', { x, dt, a, b, c }) as tf.Tensor,
       ]);
-      const backwardMs = await timeOnGpu(10, () =>
-        tf.engine().runKernel('InterleaveSelectiveScanGrad', { x, dt, a, b, c, dy }) as tf.Tensor[],
+      const backwardMs = await timeOnGpu(
+        10,
+        () => tf.engine().runKernel('InterleaveSelectiveScanGrad', { x, dt, a, b, c, dy }) as tf.Tensor[],
       );
       if (round > 0) {
         report('selective scan kernels B16 L1024 d_inner 512 d_state 16', { kernel, forwardMs, backwardMs });
