@@ -187,9 +187,10 @@ function forwardReduction(): string {
 
 /**
  * The backward walk over chunks [firstChunk, endChunk), last to first. Per step, each thread's
- * four contributions go to workgroup memory ([4][BLOCK][WORKGROUP]): g·B and A·g·decay·h_{t−1}
- * (summed over the lanes: dx = Δ·Σ g·B, dΔ = Σ A·g·decay·h_{t−1} + x·Σ g·B), and g·Δ·x, dy·h_t
- * (summed over the channels: this workgroup's share of dB, dC).
+ * four contributions go to workgroup memory ([4][BLOCK][WORKGROUP]): Δ·g·B and A·g·decay·h_{t−1} + x·g·B
+ * (summed over the lanes: dx and dΔ), and g·Δ·x, dy·h_t (summed over the channels: this
+ * workgroup's share of dB, dC), where g = dh_t. The reduction phase reads workgroup memory only,
+ * so no global-memory latency sits between a block's two barriers.
  *
  * A chunk's CHUNK recomputed states live in named registers (s0…s15): the chunk's walk is
  * written out step by step here rather than looped, since a private array indexed by a loop
@@ -217,27 +218,29 @@ function backwardShader(dState: number): string {
       walk.push(`
     {
       let t = t0 + ${j}u;
-      var gB = 0.0;
-      var gDecay = 0.0;
+      var gX = 0.0;
+      var gDelta = 0.0;
       var gBInput = 0.0;
       var gCInput = 0.0;
       if (t < dims.length && live) {
         let row = sequence * dims.length + t;
         let i = row * dims.dInner + d;
         let delta = dt[i];
+        let xValue = x[i];
         let gy = dy[i];
         let decay = exp(delta * rate);
         let g = gh + gy * cIn[row * N + n];
+        let gB = g * bIn[row * N + n];
         let decayTerm = g * decay * ${j > 0 ? `s${j - 1}` : 'start'};
-        gB = g * bIn[row * N + n];
-        gDecay = rate * decayTerm;
-        gBInput = g * delta * x[i];
+        gX = delta * gB;
+        gDelta = rate * decayTerm + xValue * gB;
+        gBInput = g * delta * xValue;
         gCInput = gy * s${j};
         gA += delta * decayTerm;
         gh = g * decay;
       }
-      terms[${back}u * WORKGROUP + lane] = gB;
-      terms[(BLOCK + ${back}u) * WORKGROUP + lane] = gDecay;
+      terms[${back}u * WORKGROUP + lane] = gX;
+      terms[(BLOCK + ${back}u) * WORKGROUP + lane] = gDelta;
       terms[(2u * BLOCK + ${back}u) * WORKGROUP + lane] = gBInput;
       terms[(3u * BLOCK + ${back}u) * WORKGROUP + lane] = gCInput;
     }`);
@@ -269,19 +272,19 @@ fn reduceBlock(channelGroup: u32, lane: u32, sequence: u32, blockEnd: u32) {
       let t = blockEnd - 1u - back;
       if (t < dims.length && outChannel < dims.dInner) {
         let first = back * WORKGROUP + column * N;
-        var sumB = 0.0;
-        var sumDecay = 0.0;
+        var sumX = 0.0;
+        var sumDelta = 0.0;
         // Each channel starts its sum at its own lane so that neighbouring threads read
         // different memory banks; the order is fixed per channel, so results stay reproducible.
         var m = column % N;
         for (var k = 0u; k < N; k++) {
-          sumB += terms[first + m];
-          sumDecay += terms[BLOCK * WORKGROUP + first + m];
+          sumX += terms[first + m];
+          sumDelta += terms[BLOCK * WORKGROUP + first + m];
           m = select(m + 1u, 0u, m + 1u == N);
         }
         let i = (sequence * dims.length + t) * dims.dInner + outChannel;
-        dx[i] = dt[i] * sumB;
-        ddt[i] = sumDecay + x[i] * sumB;
+        dx[i] = sumX;
+        ddt[i] = sumDelta;
       }
     } else {
       let rest = item - BLOCK * CHANNELS;
