@@ -1,5 +1,6 @@
-import { FLAT_INDEX_WGSL, flatWorkgroups, GpuKernelContext } from '@interleave/core';
+import { GpuKernelContext } from '@interleave/core';
 import type * as tf from '@tensorflow/tfjs';
+import { reduceScanGradients, storageBindings } from './selective-scan-common-wgsl.js';
 import { type SelectiveScanShape, selectiveScanShape } from './selective-scan-shape.js';
 
 /**
@@ -33,18 +34,9 @@ export function channelsScanLargestBinding(shape: SelectiveScanShape): number {
   return Math.max(scratchLayout(shape).total, shape.batch * shape.length * shape.dInner);
 }
 
-function bindings(names: string[], writable: string[]): string {
-  return [...names, ...writable]
-    .map((name, index) => {
-      const access = writable.includes(name) ? 'read_write' : 'read';
-      return `@group(0) @binding(${index}) var<storage, ${access}> ${name}: array<f32>;`;
-    })
-    .join('\n');
-}
-
 function forwardShader(dState: number): string {
   return `
-${bindings(['x', 'dt', 'decayRate', 'bIn', 'cIn'], ['y'])}
+${storageBindings(['x', 'dt', 'decayRate', 'bIn', 'cIn'], ['y'])}
 struct Dims { length: u32, dInner: u32 };
 @group(0) @binding(6) var<uniform> dims: Dims;
 const N = ${dState}u;
@@ -89,7 +81,7 @@ function scratchLayout({ batch, length, dInner, dState }: SelectiveScanShape) {
 
 function checkpointShader(dState: number): string {
   return `
-${bindings(['x', 'dt', 'bIn'], ['scratch'])}
+${storageBindings(['x', 'dt', 'bIn'], ['scratch'])}
 struct Dims { length: u32, dInner: u32, chunks: u32, checkpoints: u32 };
 @group(0) @binding(4) var<uniform> dims: Dims;
 const N = ${dState}u;
@@ -121,7 +113,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
 
 function backwardShader(dState: number): string {
   return `
-${bindings(['x', 'dt', 'bIn', 'cIn', 'dy'], ['scratch', 'dx', 'ddt'])}
+${storageBindings(['x', 'dt', 'bIn', 'cIn', 'dy'], ['scratch', 'dx', 'ddt'])}
 struct Dims {
   length: u32, dInner: u32, chunks: u32, groups: u32, checkpoints: u32, dAPartials: u32, carries: u32, dbcPartials: u32,
   // This dispatch walks chunks [firstChunk, endChunk) backwards; the one that starts at the end starts from zero.
@@ -223,50 +215,6 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
 }`;
 }
 
-/** dB, dC [rows, N] from the per-workgroup partials [rows, groups, 2N]. */
-function reduceBcShader(): string {
-  return `
-${bindings(['scratch'], ['db', 'dc'])}
-struct Dims { count: u32, dState: u32, groups: u32, dbcPartials: u32 };
-@group(0) @binding(3) var<uniform> dims: Dims;
-${FLAT_INDEX_WGSL}
-
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-  let index = flatIndex(id, groups);
-  if (index >= dims.count) { return; }
-  let row = index / dims.dState;
-  let n = index % dims.dState;
-  var sumB = 0.0;
-  var sumC = 0.0;
-  for (var g = 0u; g < dims.groups; g++) {
-    let base = dims.dbcPartials + (row * dims.groups + g) * 2u * dims.dState + n;
-    sumB += scratch[base];
-    sumC += scratch[base + dims.dState];
-  }
-  db[index] = sumB;
-  dc[index] = sumC;
-}`;
-}
-
-/** dA [D·N] = Σ over sequences of the partials [B, D·N]. */
-function reduceAShader(): string {
-  return `
-${bindings(['scratch'], ['da'])}
-struct Dims { count: u32, batch: u32, dAPartials: u32 };
-@group(0) @binding(2) var<uniform> dims: Dims;
-${FLAT_INDEX_WGSL}
-
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-  let index = flatIndex(id, groups);
-  if (index >= dims.count) { return; }
-  var sum = 0.0;
-  for (var b = 0u; b < dims.batch; b++) { sum += scratch[dims.dAPartials + b * dims.count + index]; }
-  da[index] = sum;
-}`;
-}
-
 export function channelsScanForwardOnGpu(backend: tf.KernelBackend, [x, dt, a, b, c]: tf.TensorInfo[]): tf.TensorInfo {
   const context = new GpuKernelContext(backend);
   const shape = selectiveScanShape(x as tf.TensorInfo, a as tf.TensorInfo);
@@ -322,24 +270,7 @@ export function channelsScanBackwardOnGpu(
       workgroups: [layout.groups, batch],
     });
   }
-  const db = context.allocate([batch, length, dState]);
-  const dc = context.allocate([batch, length, dState]);
-  const bcCount = batch * length * dState;
-  context.run({
-    key: 'InterleaveSelectiveScanReduceBC',
-    shader: reduceBcShader,
-    bindings: [scratch, db, dc],
-    uniforms: [bcCount, dState, layout.groups, layout.dbcPartials],
-    workgroups: flatWorkgroups(bcCount, context.limits),
-  });
-  const da = context.allocate([dInner, dState]);
-  context.run({
-    key: 'InterleaveSelectiveScanReduceA',
-    shader: reduceAShader,
-    bindings: [scratch, da],
-    uniforms: [dInner * dState, batch, layout.dAPartials],
-    workgroups: flatWorkgroups(dInner * dState, context.limits),
-  });
+  const [da, db, dc] = reduceScanGradients(context, scratch, shape, layout);
   context.release(scratch);
   return [dx, ddt, da, db, dc];
 }

@@ -1,5 +1,6 @@
-import { FLAT_INDEX_WGSL, flatWorkgroups, GpuKernelContext } from '@interleave/core';
+import { GpuKernelContext } from '@interleave/core';
 import type * as tf from '@tensorflow/tfjs';
+import { reduceScanGradients, storageBindings } from './selective-scan-common-wgsl.js';
 import { type SelectiveScanShape, selectiveScanShape } from './selective-scan-shape.js';
 
 /**
@@ -72,15 +73,6 @@ function scratchLayout({ batch, length, dInner, dState }: SelectiveScanShape) {
   return { groups, chunks, checkpoints, dAPartials, carries, dbcPartials, total };
 }
 
-function bindings(names: string[], writable: string[]): string {
-  return [...names, ...writable]
-    .map((name, index) => {
-      const access = writable.includes(name) ? 'read_write' : 'read';
-      return `@group(0) @binding(${index}) var<storage, ${access}> ${name}: array<f32>;`;
-    })
-    .join('\n');
-}
-
 /** WGSL shared by the passes: which (channel, state) lane this thread is. */
 function laneSetup(dState: number): string {
   return `
@@ -112,7 +104,7 @@ function forwardShader(dState: number, withOutput: boolean): string {
   const outputs = withOutput ? ['y', 'states'] : ['states'];
   const count = inputs.length + outputs.length;
   return `
-${bindings(inputs, outputs)}
+${storageBindings(inputs, outputs)}
 struct Dims { length: u32, dInner: u32, chunkSteps: u32, chunks: u32, statesOffset: u32, firstStep: u32, endStep: u32 };
 @group(0) @binding(${count}) var<uniform> dims: Dims;
 ${laneSetup(dState)}
@@ -249,7 +241,7 @@ function backwardShader(dState: number): string {
     reduceBlock(group.x, lane, sequence, t0 + ${blockEnd}u);`);
   }
   return `
-${bindings(['x', 'dt', 'bIn', 'cIn', 'dy'], ['scratch', 'dx', 'ddt'])}
+${storageBindings(['x', 'dt', 'bIn', 'cIn', 'dy'], ['scratch', 'dx', 'ddt'])}
 struct Dims {
   length: u32, dInner: u32, chunks: u32, groups: u32, checkpoints: u32, dAPartials: u32, carries: u32, dbcPartials: u32,
   firstChunk: u32, endChunk: u32,
@@ -330,50 +322,6 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
 }`;
 }
 
-/** dB, dC [rows, N] from the per-workgroup partials [rows, groups, 2N], added in group order. */
-function reduceBcShader(): string {
-  return `
-${bindings(['scratch'], ['db', 'dc'])}
-struct Dims { count: u32, dState: u32, groups: u32, dbcPartials: u32 };
-@group(0) @binding(3) var<uniform> dims: Dims;
-${FLAT_INDEX_WGSL}
-
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-  let index = flatIndex(id, groups);
-  if (index >= dims.count) { return; }
-  let row = index / dims.dState;
-  let n = index % dims.dState;
-  var sumB = 0.0;
-  var sumC = 0.0;
-  for (var g = 0u; g < dims.groups; g++) {
-    let base = dims.dbcPartials + (row * dims.groups + g) * 2u * dims.dState + n;
-    sumB += scratch[base];
-    sumC += scratch[base + dims.dState];
-  }
-  db[index] = sumB;
-  dc[index] = sumC;
-}`;
-}
-
-/** dA [D·N] = Σ over sequences of the partials [B, D·N], in sequence order. */
-function reduceAShader(): string {
-  return `
-${bindings(['scratch'], ['da'])}
-struct Dims { count: u32, batch: u32, dAPartials: u32 };
-@group(0) @binding(2) var<uniform> dims: Dims;
-${FLAT_INDEX_WGSL}
-
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-  let index = flatIndex(id, groups);
-  if (index >= dims.count) { return; }
-  var sum = 0.0;
-  for (var b = 0u; b < dims.batch; b++) { sum += scratch[dims.dAPartials + b * dims.count + index]; }
-  da[index] = sum;
-}`;
-}
-
 /** The dispatches [first, end) of a walk over `steps` steps, `span` steps each. */
 function spans(steps: number, span: number): [number, number][] {
   const result: [number, number][] = [];
@@ -445,24 +393,7 @@ export function lanesScanBackwardOnGpu(
       workgroups: [layout.groups, batch],
     });
   }
-  const db = context.allocate([batch, length, dState]);
-  const dc = context.allocate([batch, length, dState]);
-  const bcCount = batch * length * dState;
-  context.run({
-    key: 'InterleaveSelectiveScanLanesReduceBC',
-    shader: reduceBcShader,
-    bindings: [scratch, db, dc],
-    uniforms: [bcCount, dState, layout.groups, layout.dbcPartials],
-    workgroups: flatWorkgroups(bcCount, context.limits),
-  });
-  const da = context.allocate([dInner, dState]);
-  context.run({
-    key: 'InterleaveSelectiveScanLanesReduceA',
-    shader: reduceAShader,
-    bindings: [scratch, da],
-    uniforms: [dInner * dState, batch, layout.dAPartials],
-    workgroups: flatWorkgroups(dInner * dState, context.limits),
-  });
+  const [da, db, dc] = reduceScanGradients(context, scratch, shape, layout);
   context.release(scratch);
   return [dx, ddt, da, db, dc];
 }
