@@ -84,9 +84,12 @@ beforeAll(async () => {
   await startWebgpuBackend();
 });
 
+const kernelSetting = process.env.INTERLEAVE_SCAN_KERNEL;
+
 afterEach(() => {
   limitStorageBindingBytes(undefined);
-  delete process.env.INTERLEAVE_SCAN_KERNEL;
+  if (kernelSetting === undefined) delete process.env.INTERLEAVE_SCAN_KERNEL;
+  else process.env.INTERLEAVE_SCAN_KERNEL = kernelSetting;
 });
 
 describe('selective scan WGSL kernel on webgpu = tf-op scan = float64 reference', () => {
@@ -94,6 +97,7 @@ describe('selective scan WGSL kernel on webgpu = tf-op scan = float64 reference'
     expect(tf.getBackend()).toBe('webgpu');
     expect(tf.getKernel('InterleaveSelectiveScan', 'webgpu')).toBeDefined();
     expect(tf.getKernel('InterleaveSelectiveScanGrad', 'webgpu')).toBeDefined();
+    delete process.env.INTERLEAVE_SCAN_KERNEL;
     expect(selectiveScanKernel(16)).toBe('lanes');
   });
 
@@ -152,23 +156,28 @@ describe('selective scan WGSL kernel on webgpu = tf-op scan = float64 reference'
     expect(() => selectiveScanKernel(16)).toThrow("INTERLEAVE_SCAN_KERNEL must be 'lanes' or 'channels', got 'warps'");
   });
 
-  it('splits a batch whose buffers pass the storage-binding cap, with the same values and gradients', async () => {
-    const shape = { batch: 5, length: 20, dInner: 6, dState: 4 };
-    const inputs = randomInputs(shape, 1);
-    const w = draw(shape.batch * shape.length * shape.dInner, (rng) => rng.normal(), 9);
-    const whole = await selectiveScanWithGradients(inputs, w, shape, 'fused');
-    // Room for two sequences per call: the batch of 5 runs as 2 + 2 + 1.
-    limitStorageBindingBytes(2 * 4 * selectiveScanLargestBinding({ ...shape, batch: 1 }));
-    const before = tf.memory().numTensors;
-    const chunked = await selectiveScanWithGradients(inputs, w, shape, 'fused');
-    expect(tf.memory().numTensors).toBe(before);
-    expect(Array.from(chunked.y)).toEqual(Array.from(whole.y));
-    for (const name of INPUT_NAMES) {
-      expect(relativeError(chunked.grads[name], whole.grads[name]), `d${name}`).toBeLessThan(1e-6);
-    }
-    const reference = sequentialReference(inputs, w, shape);
-    expect(relativeError(chunked.grads.a, reference.grads.a)).toBeLessThan(1e-4);
-  });
+  it.each([
+    ['one workgroup', { batch: 5, length: 20, dInner: 6, dState: 4 }],
+    ['three workgroups of 16 states', { batch: 5, length: 20, dInner: 40, dState: 16 }],
+  ])(
+    'splits a batch whose buffers pass the storage-binding cap, with the same values and gradients (%s)',
+    async (_label, shape) => {
+      const inputs = randomInputs(shape, 1);
+      const w = draw(shape.batch * shape.length * shape.dInner, (rng) => rng.normal(), 9);
+      const whole = await selectiveScanWithGradients(inputs, w, shape, 'fused');
+      // Room for two sequences per call: the batch of 5 runs as 2 + 2 + 1.
+      limitStorageBindingBytes(2 * 4 * selectiveScanLargestBinding({ ...shape, batch: 1 }));
+      const before = tf.memory().numTensors;
+      const chunked = await selectiveScanWithGradients(inputs, w, shape, 'fused');
+      expect(tf.memory().numTensors).toBe(before);
+      expect(Array.from(chunked.y)).toEqual(Array.from(whole.y));
+      for (const name of INPUT_NAMES) {
+        expect(relativeError(chunked.grads[name], whole.grads[name]), `d${name}`).toBeLessThan(1e-6);
+      }
+      const reference = sequentialReference(inputs, w, shape);
+      expect(relativeError(chunked.grads.a, reference.grads.a)).toBeLessThan(1e-4);
+    },
+  );
 
   it('says which scan cannot fit when one sequence alone passes the cap', () => {
     limitStorageBindingBytes(64);
