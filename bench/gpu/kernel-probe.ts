@@ -6,7 +6,8 @@ import { type ScanImplementation, selectiveScan } from '../../packages/blocks/sr
 
 /**
  * GPU figures for docs/gpu.md ("Speed: kernels and per-op cost"), one JSON line per figure:
- *   node kernel-probe.mjs [tinyop] [dawncalls] [matmul] [scan] [recurrence] [hybrid[:batch[:seq_len]]]
+ *   node kernel-probe.mjs [tinyop] [dawncalls] [matmul] [scan] [scan-kernels] [recurrence]
+ *                         [hybrid[:batch[:seq_len]]]
  *                         [step:<config>[:key=value,...]] ...
  * `flags:NAME=value,...` sets tfjs environment flags for the phases after it (e.g.
  * `flags:WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=1000`), so flag A/Bs run in one process.
@@ -222,6 +223,76 @@ async function scan(): Promise<void> {
   tf.dispose([x, dt, a, b, c]);
 }
 
+/**
+ * Runs `step` `times` times back to back and reads back one element of its last output: ms per
+ * run. Unlike `timeOnGpu` it sums nothing: tfjs-webgpu reduces a whole tensor to a scalar in a
+ * single workgroup, several ms for a 32 MiB tensor on the H200, which would swamp a fast kernel.
+ * The GPU's queue runs in order, so the read-back waits for every run.
+ */
+async function timeWithoutSums(times: number, step: () => tf.Tensor[]): Promise<number> {
+  const start = performance.now();
+  let last: tf.Tensor[] = [];
+  for (let i = 0; i < times; i++) {
+    tf.dispose(last);
+    last = step();
+  }
+  const probe = tf.tidy(() => {
+    const output = last[last.length - 1] as tf.Tensor;
+    return output.reshape([-1]).slice(0, 1);
+  });
+  await probe.data();
+  tf.dispose([...last, probe]);
+  return (performance.now() - start) / times;
+}
+
+/**
+ * The selective scan's two WGSL kernels (INTERLEAVE_SCAN_KERNEL=lanes|channels) at the `scan`
+ * phase's shape, timed without the `scan` phase's tfjs sums: the forward kernel and the gradient
+ * kernel each alone through tfjs's kernel registry, and forward + backward through
+ * `selectiveScan` and its custom gradient with a given dy.
+ */
+async function scanKernels(): Promise<void> {
+  const [batch, length, dInner, dState] = [16, 1024, 512, 16];
+  const x = tf.randomNormal([batch, length, dInner]);
+  const dt = tf.randomUniform([batch, length, dInner], 0.001, 0.1);
+  const a = tf.tidy(() => tf.neg(tf.randomUniform([dInner, dState], 0.5, 4)));
+  const b = tf.randomNormal([batch, length, dState]);
+  const c = tf.randomNormal([batch, length, dState]);
+  const dy = tf.randomNormal([batch, length, dInner]) as tf.Tensor3D;
+  const before = process.env.INTERLEAVE_SCAN_KERNEL;
+  for (const kernel of ['lanes', 'channels']) {
+    process.env.INTERLEAVE_SCAN_KERNEL = kernel;
+    for (let round = 0; round < 3; round++) {
+      const forwardMs = await timeWithoutSums(10, () => [
+        tf.engine().runKernel('InterleaveSelectiveScan', { x, dt, a, b, c }) as tf.Tensor,
+      ]);
+      const gradientMs = await timeWithoutSums(
+        10,
+        () => tf.engine().runKernel('InterleaveSelectiveScanGrad', { x, dt, a, b, c, dy }) as tf.Tensor[],
+      );
+      const forwardBackwardMs = await timeWithoutSums(10, () =>
+        tf.tidy(() => {
+          const run = (...t: tf.Tensor[]) =>
+            selectiveScan({ x: t[0], dt: t[1], a: t[2], b: t[3], c: t[4] } as never, 'fused');
+          const { value, grads } = tf.valueAndGrads(run)([x, dt, a, b, c], dy);
+          return [value, ...grads];
+        }),
+      );
+      if (round > 0) {
+        report('selective scan kernels B16 L1024 d_inner 512 d_state 16 (no sums)', {
+          kernel,
+          forwardMs,
+          gradientMs,
+          forwardBackwardMs,
+        });
+      }
+    }
+  }
+  if (before === undefined) delete process.env.INTERLEAVE_SCAN_KERNEL;
+  else process.env.INTERLEAVE_SCAN_KERNEL = before;
+  tf.dispose([x, dt, a, b, c, dy]);
+}
+
 async function recurrence(): Promise<void> {
   const shape: [number, number, number] = [16, 1024, 8192];
   const a = tf.randomUniform(shape, 0.5, 1) as tf.Tensor3D;
@@ -360,6 +431,7 @@ async function main(): Promise<void> {
       else if (phase === 'dawncalls') await dawnCalls();
       else if (phase === 'matmul') await matmul();
       else if (phase === 'scan') await scan();
+      else if (phase === 'scan-kernels') await scanKernels();
       else if (phase === 'recurrence') await recurrence();
       else if (phase.startsWith('flags:')) setFlags(phase.slice('flags:'.length));
       else if (phase.startsWith('step:')) {

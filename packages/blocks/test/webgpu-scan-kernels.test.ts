@@ -1,7 +1,11 @@
 import { limitStorageBindingBytes, SeededRandom } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { selectiveScanLargestBinding } from '../src/scan/kernels/webgpu/selective-scan-wgsl.js';
+import {
+  type SelectiveScanKernel,
+  selectiveScanKernel,
+  selectiveScanLargestBinding,
+} from '../src/scan/kernels/webgpu/selective-scan-wgsl.js';
 import { linearRecurrence, type RecurrenceImplementation } from '../src/scan/linear-recurrence.js';
 import { type ScanImplementation, selectiveScan } from '../src/scan/selective-scan.js';
 import {
@@ -80,8 +84,12 @@ beforeAll(async () => {
   await startWebgpuBackend();
 });
 
+const kernelSetting = process.env.INTERLEAVE_SCAN_KERNEL;
+
 afterEach(() => {
   limitStorageBindingBytes(undefined);
+  if (kernelSetting === undefined) delete process.env.INTERLEAVE_SCAN_KERNEL;
+  else process.env.INTERLEAVE_SCAN_KERNEL = kernelSetting;
 });
 
 describe('selective scan WGSL kernel on webgpu = tf-op scan = float64 reference', () => {
@@ -89,6 +97,8 @@ describe('selective scan WGSL kernel on webgpu = tf-op scan = float64 reference'
     expect(tf.getBackend()).toBe('webgpu');
     expect(tf.getKernel('InterleaveSelectiveScan', 'webgpu')).toBeDefined();
     expect(tf.getKernel('InterleaveSelectiveScanGrad', 'webgpu')).toBeDefined();
+    delete process.env.INTERLEAVE_SCAN_KERNEL;
+    expect(selectiveScanKernel(16)).toBe('lanes');
   });
 
   it.each([
@@ -105,23 +115,69 @@ describe('selective scan WGSL kernel on webgpu = tf-op scan = float64 reference'
     await expectSelectiveScansAgree({ batch: 2, length: 1024, dInner: 8, dState: 16 }, 0.05);
   });
 
-  it('splits a batch whose buffers pass the storage-binding cap, with the same values and gradients', async () => {
-    const shape = { batch: 5, length: 20, dInner: 6, dState: 4 };
-    const inputs = randomInputs(shape, 1);
-    const w = draw(shape.batch * shape.length * shape.dInner, (rng) => rng.normal(), 9);
-    const whole = await selectiveScanWithGradients(inputs, w, shape, 'fused');
-    // Room for two sequences per call: the batch of 5 runs as 2 + 2 + 1.
-    limitStorageBindingBytes(2 * 4 * selectiveScanLargestBinding({ ...shape, batch: 1 }));
-    const before = tf.memory().numTensors;
-    const chunked = await selectiveScanWithGradients(inputs, w, shape, 'fused');
-    expect(tf.memory().numTensors).toBe(before);
-    expect(Array.from(chunked.y)).toEqual(Array.from(whole.y));
-    for (const name of INPUT_NAMES) {
-      expect(relativeError(chunked.grads[name], whole.grads[name]), `d${name}`).toBeLessThan(1e-6);
-    }
-    const reference = sequentialReference(inputs, w, shape);
-    expect(relativeError(chunked.grads.a, reference.grads.a)).toBeLessThan(1e-4);
+  it.each([
+    // 12 states: 21 channels of 12 lanes per workgroup (4 lanes spare); L = 45 ends inside a reduction block and a chunk.
+    [
+      'd_state 12 over three workgroups, L not a multiple of the blocks',
+      { batch: 2, length: 45, dInner: 50, dState: 12 },
+    ],
+    ['d_state 5, 51 channels a workgroup', { batch: 3, length: 21, dInner: 53, dState: 5 }],
+    ['d_state 64, four channels a workgroup', { batch: 1, length: 19, dInner: 9, dState: 64 }],
+    // 1,300 steps: forward, checkpoint and backward walks each span six dispatches handing state on.
+    ['L = 1300 over several dispatches', { batch: 1, length: 1300, dInner: 5, dState: 6 }],
+  ])('agrees in value and all five gradients (%s)', async (_label, shape) => {
+    await expectSelectiveScansAgree(shape, 0.3);
   });
+
+  it('gives bit-identical values and gradients run to run', async () => {
+    const shape = { batch: 3, length: 70, dInner: 40, dState: 16 };
+    const inputs = randomInputs(shape, 0.5);
+    const w = draw(shape.batch * shape.length * shape.dInner, (rng) => rng.normal(), 9);
+    const first = await selectiveScanWithGradients(inputs, w, shape, 'fused');
+    const second = await selectiveScanWithGradients(inputs, w, shape, 'fused');
+    expect(Array.from(second.y)).toEqual(Array.from(first.y));
+    for (const name of INPUT_NAMES)
+      expect(Array.from(second.grads[name]), `d${name}`).toEqual(Array.from(first.grads[name]));
+  });
+
+  it.each(['lanes', 'channels'] as SelectiveScanKernel[])(
+    'INTERLEAVE_SCAN_KERNEL=%s selects that kernel, which agrees with the reference',
+    async (kernel) => {
+      process.env.INTERLEAVE_SCAN_KERNEL = kernel;
+      expect(selectiveScanKernel(16)).toBe(kernel);
+      await expectSelectiveScansAgree({ batch: 2, length: 33, dInner: 20, dState: 16 }, 0.3);
+    },
+  );
+
+  it('uses the channels kernel past 256 states, and names a bad INTERLEAVE_SCAN_KERNEL in one line', () => {
+    expect(selectiveScanKernel(256)).toBe('lanes');
+    expect(selectiveScanKernel(257)).toBe('channels');
+    process.env.INTERLEAVE_SCAN_KERNEL = 'warps';
+    expect(() => selectiveScanKernel(16)).toThrow("INTERLEAVE_SCAN_KERNEL must be 'lanes' or 'channels', got 'warps'");
+  });
+
+  it.each([
+    ['one workgroup', { batch: 5, length: 20, dInner: 6, dState: 4 }],
+    ['three workgroups of 16 states', { batch: 5, length: 20, dInner: 40, dState: 16 }],
+  ])(
+    'splits a batch whose buffers pass the storage-binding cap, with the same values and gradients (%s)',
+    async (_label, shape) => {
+      const inputs = randomInputs(shape, 1);
+      const w = draw(shape.batch * shape.length * shape.dInner, (rng) => rng.normal(), 9);
+      const whole = await selectiveScanWithGradients(inputs, w, shape, 'fused');
+      // Room for two sequences per call: the batch of 5 runs as 2 + 2 + 1.
+      limitStorageBindingBytes(2 * 4 * selectiveScanLargestBinding({ ...shape, batch: 1 }));
+      const before = tf.memory().numTensors;
+      const chunked = await selectiveScanWithGradients(inputs, w, shape, 'fused');
+      expect(tf.memory().numTensors).toBe(before);
+      expect(Array.from(chunked.y)).toEqual(Array.from(whole.y));
+      for (const name of INPUT_NAMES) {
+        expect(relativeError(chunked.grads[name], whole.grads[name]), `d${name}`).toBeLessThan(1e-6);
+      }
+      const reference = sequentialReference(inputs, w, shape);
+      expect(relativeError(chunked.grads.a, reference.grads.a)).toBeLessThan(1e-4);
+    },
+  );
 
   it('says which scan cannot fit when one sequence alone passes the cap', () => {
     limitStorageBindingBytes(64);
