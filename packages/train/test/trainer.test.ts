@@ -49,6 +49,23 @@ describe('trainer updates', () => {
     disposeTrainer(trainer);
   });
 
+  it('draws each batch once, in order, the next one while the step is read back', async () => {
+    const trainer = await tinyHybridTrainer(7);
+    const drawn: number[] = [];
+    const task = trainer.task as { trainBatch: (index: number, size: number) => unknown };
+    const draw = task.trainBatch.bind(task);
+    task.trainBatch = (index, size) => {
+      drawn.push(index);
+      return draw(index, size);
+    };
+    for (let i = 0; i < 3; i++) await trainer.trainStep();
+    expect(drawn).toEqual([0, 1, 2, 3]);
+    trainer.restoreProgress(10);
+    await trainer.trainStep();
+    expect(drawn).toEqual([0, 1, 2, 3, 10, 11]);
+    disposeTrainer(trainer);
+  });
+
   it('does not decay norms, A_log or D, and decays matrices', async () => {
     const trainer = await tinyHybridTrainer(6);
     const decayed = trainer.model.parameters

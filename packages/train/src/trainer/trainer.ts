@@ -35,6 +35,12 @@ export class Trainer {
   readonly optimizer: AdamW;
   /** Updates applied so far; also the index of the next training batch. */
   private completed = 0;
+  /**
+   * The next step's batch, drawn while the GPU finishes this step (the read-back wait), so that
+   * drawing it is off the step's critical path. Batches are pure in their index, so this changes
+   * nothing but when the work happens.
+   */
+  private drawnAhead: { index: number; batch: TokenBatch } | undefined;
 
   constructor(
     readonly model: LanguageModel,
@@ -45,6 +51,20 @@ export class Trainer {
   ) {
     const { betas, eps, weight_decay: weightDecay } = train.optimizer;
     this.optimizer = new AdamW(model.parameters.list(), { betas, eps, weightDecay });
+  }
+
+  private drawAhead(index: number): void {
+    try {
+      this.drawnAhead = { index, batch: this.task.trainBatch(index, this.train.batch_size) };
+    } catch {
+      // Not now: the next step draws it itself and reports the error there, in its place.
+    }
+  }
+
+  private batchAt(index: number): TokenBatch {
+    const ahead = this.drawnAhead;
+    this.drawnAhead = undefined;
+    return ahead?.index === index ? ahead.batch : this.task.trainBatch(index, this.train.batch_size);
   }
 
   get stepsDone(): number {
@@ -59,7 +79,7 @@ export class Trainer {
 
   /** One update. Async because reading the loss back is asynchronous on GPU backends. */
   async trainStep(): Promise<StepMetrics> {
-    const batch = this.task.trainBatch(this.completed, this.train.batch_size);
+    const batch = this.batchAt(this.completed);
     const learningRate = learningRateAt(this.completed, this.train);
     const parameters = this.model.parameters.list();
     let correct: tf.Scalar | undefined;
@@ -93,7 +113,9 @@ export class Trainer {
     const scalars = [loss, gradNorm, correct, counted] as tf.Tensor[];
     let values: number[];
     try {
-      values = await readScalars(scalars, `training step ${step}`);
+      const reading = readScalars(scalars, `training step ${step}`);
+      this.drawAhead(step);
+      values = await reading;
       await checkStepHealth(step, values[0] as number, values[1] as number, gradients);
     } finally {
       tf.dispose([...scalars, ...Object.values(gradients)]);
