@@ -1,4 +1,4 @@
-import { limitStorageBindingBytes, SeededRandom } from '@interleave/core';
+import { limitStorageBindingBytes, SeededRandom, throwIfWebgpuFailed } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { attentionForwardVia, slidingWindowAttentionBlock } from '../src/attention.js';
@@ -33,8 +33,11 @@ function draw(count: number, seed: number): Float32Array {
   return Float32Array.from({ length: count }, () => rng.normal());
 }
 
+/** Reads back, then fails on any out-of-band GPU error (a shader that did not compile reads as zeros). */
 async function read(tensors: tf.Tensor[]): Promise<Float32Array[]> {
-  return Promise.all(tensors.map(async (tensor) => (await tensor.data()) as Float32Array));
+  const arrays = await Promise.all(tensors.map(async (tensor) => (await tensor.data()) as Float32Array));
+  throwIfWebgpuFailed('the attention test');
+  return arrays;
 }
 
 /** max |a − b| / max(1, max |b|). */

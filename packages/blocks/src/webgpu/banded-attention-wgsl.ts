@@ -63,17 +63,17 @@ function uniformsAt(count: number): string {
  * owns query i, and the loop over its block's keys stages keys and values in tiles.
  */
 function queryBlockPrologue(): string {
-  return `  let length = dims.length;
+  return `  let seqLen = dims.length;
   let h = group.y;
   let b = group.z;
   let kvHead = h / (dims.heads / dims.kvHeads);
   let first = group.x * ${BLOCK}u;
-  let last = min(first + ${BLOCK}u, length) - 1u;
+  let last = min(first + ${BLOCK}u, seqLen) - 1u;
   let i = first + lane;
-  let active = i < length;
-  let row = min(i, length - 1u);
-  let queryRow = ((b * dims.heads + h) * length + row) * D;
-  let keyBase = (b * dims.kvHeads + kvHead) * length * D;
+  let inRange = i < seqLen;
+  let row = min(i, seqLen - 1u);
+  let queryRow = ((b * dims.heads + h) * seqLen + row) * D;
+  let keyBase = (b * dims.kvHeads + kvHead) * seqLen * D;
   // Keys of the block's queries: (first − w, last].
   let lowest = select(0u, first + 1u - dims.window, first + 1u > dims.window);`;
 }
@@ -109,7 +109,7 @@ ${queryBlockPrologue()}
 ${STAGE_KEYS}
     for (var t = 0u; t < count; t++) {
       let j = start + t;
-      if (!active || j > i || j + dims.window <= i) { continue; }
+      if (!inRange || j > i || j + dims.window <= i) { continue; }
       var score = 0.0;
       for (var c = 0u; c < D; c++) { score += q[c] * keyTile[t * D + c]; }
       if (score > runningMax) {
@@ -124,11 +124,11 @@ ${STAGE_KEYS}
       for (var c = 0u; c < D; c++) { sum[c] += p * valueTile[t * D + c]; }
     }
   }
-  if (!active) { return; }
-  let outputRow = ((b * length + i) * dims.heads + h) * D;
+  if (!inRange) { return; }
+  let outputRow = ((b * seqLen + i) * dims.heads + h) * D;
   let norm = 1.0 / total;
   for (var c = 0u; c < D; c++) { outputs[outputRow + c] = sum[c] * norm; }
-  logSumExp[(b * dims.heads + h) * length + i] = runningMax + log(total);
+  logSumExp[(b * dims.heads + h) * seqLen + i] = runningMax + log(total);
 }`;
 }
 
@@ -145,7 +145,7 @@ var<workgroup> valueTile: array<f32, ${tile * headDim}>;
 @compute @workgroup_size(${BLOCK})
 fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
 ${queryBlockPrologue()}
-  let outputRow = ((b * length + row) * dims.heads + h) * D;
+  let outputRow = ((b * seqLen + row) * dims.heads + h) * D;
   var q: array<f32, ${headDim}>;
   var dO: array<f32, ${headDim}>;
   var dq: array<f32, ${headDim}>;
@@ -156,13 +156,13 @@ ${queryBlockPrologue()}
     dq[c] = 0.0;
     dOdotO += dO[c] * outputs[outputRow + c];
   }
-  let lse = logSumExp[(b * dims.heads + h) * length + row];
+  let lse = logSumExp[(b * dims.heads + h) * seqLen + row];
   for (var start = lowest; start <= last; start += T) {
     let count = min(T, last + 1u - start);
 ${STAGE_KEYS}
     for (var t = 0u; t < count; t++) {
       let j = start + t;
-      if (!active || j > i || j + dims.window <= i) { continue; }
+      if (!inRange || j > i || j + dims.window <= i) { continue; }
       var score = 0.0;
       var dp = 0.0;
       for (var c = 0u; c < D; c++) {
@@ -173,9 +173,9 @@ ${STAGE_KEYS}
       for (var c = 0u; c < D; c++) { dq[c] += ds * keyTile[t * D + c]; }
     }
   }
-  if (!active) { return; }
+  if (!inRange) { return; }
   for (var c = 0u; c < D; c++) { queryGrad[queryRow + c] = dq[c]; }
-  delta[(b * dims.heads + h) * length + i] = dOdotO;
+  delta[(b * dims.heads + h) * seqLen + i] = dOdotO;
 }`;
 }
 
@@ -193,17 +193,17 @@ var<workgroup> deltaTile: array<f32, ${tile}>;
 
 @compute @workgroup_size(${BLOCK})
 fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
-  let length = dims.length;
+  let seqLen = dims.length;
   let kvHead = group.y;
   let b = group.z;
   let groupSize = dims.heads / dims.kvHeads;
   let first = group.x * ${BLOCK}u;
-  let last = min(first + ${BLOCK}u, length) - 1u;
+  let last = min(first + ${BLOCK}u, seqLen) - 1u;
   let j = first + lane;
-  let active = j < length;
-  let keyRow = ((b * dims.kvHeads + kvHead) * length + min(j, length - 1u)) * D;
+  let inRange = j < seqLen;
+  let keyRow = ((b * dims.kvHeads + kvHead) * seqLen + min(j, seqLen - 1u)) * D;
   // Queries that see the block's keys: [first, last + w).
-  let lastQuery = min(last + dims.window - 1u, length - 1u);
+  let lastQuery = min(last + dims.window - 1u, seqLen - 1u);
   var k: array<f32, ${headDim}>;
   var v: array<f32, ${headDim}>;
   var dk: array<f32, ${headDim}>;
@@ -211,14 +211,14 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
   for (var c = 0u; c < D; c++) { k[c] = keys[keyRow + c]; v[c] = values[keyRow + c]; dk[c] = 0.0; dv[c] = 0.0; }
   for (var member = 0u; member < groupSize; member++) {
     let h = kvHead * groupSize + member;
-    let headRows = (b * dims.heads + h) * length;
+    let headRows = (b * dims.heads + h) * seqLen;
     for (var start = first; start <= lastQuery; start += T) {
       let count = min(T, lastQuery + 1u - start);
       workgroupBarrier();
       for (var e = lane; e < count * D; e += ${BLOCK}u) {
         queryTile[e] = queries[(headRows + start) * D + e];
         let r = e / D;
-        outputGradTile[e] = outputGrad[((b * length + start + r) * dims.heads + h) * D + e % D];
+        outputGradTile[e] = outputGrad[((b * seqLen + start + r) * dims.heads + h) * D + e % D];
       }
       if (lane < count) {
         lseTile[lane] = logSumExp[headRows + start + lane];
@@ -227,7 +227,7 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
       workgroupBarrier();
       for (var t = 0u; t < count; t++) {
         let i = start + t;
-        if (!active || i < j || i >= j + dims.window) { continue; }
+        if (!inRange || i < j || i >= j + dims.window) { continue; }
         var score = 0.0;
         var dp = 0.0;
         for (var c = 0u; c < D; c++) {
@@ -243,7 +243,7 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
       }
     }
   }
-  if (!active) { return; }
+  if (!inRange) { return; }
   for (var c = 0u; c < D; c++) { keyGrad[keyRow + c] = dk[c]; valueGrad[keyRow + c] = dv[c]; }
 }`;
 }
