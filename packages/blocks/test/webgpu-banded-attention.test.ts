@@ -25,6 +25,9 @@ const shapes: Shape[] = [
   // head_dim 64 (tiles of 31 keys), several query blocks of 64 and a window across them.
   { length: 150, window: 40, heads: 2, kvHeads: 1, batch: 1, headDim: 64 },
   { length: 70, window: 70, heads: 2, kvHeads: 2, batch: 1, headDim: 64 },
+  // A head size that is no multiple of 4 (zero-padded vec4 rows), and 128 (tiles of 15 rows).
+  { length: 13, window: 5, heads: 4, kvHeads: 2, batch: 2, headDim: 6 },
+  { length: 40, window: 17, heads: 2, kvHeads: 1, batch: 1, headDim: 128 },
 ];
 const describeShape = (shape: Shape) => `${describeAttentionCase(shape)} head_dim=${shape.headDim} B=${shape.batch}`;
 

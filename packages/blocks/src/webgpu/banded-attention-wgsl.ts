@@ -36,11 +36,19 @@ const BLOCK = 64;
 const WORKGROUP_FLOATS = 4096;
 
 /**
+ * A head's d floats are held as ⌈d/4⌉ vec4s in registers and in workgroup memory, so a dot
+ * product or an update of a row is d/4 vector operations and a staged row is read 16 bytes at
+ * a time. The padding lanes (d not a multiple of 4) stay zero: private arrays are set to zero
+ * first, workgroup memory starts zeroed and its padding is never written.
+ */
+const vec4s = (headDim: number) => Math.ceil(headDim / 4);
+
+/**
  * Rows per staged tile: the key/value kernel stages T rows of q and dO plus T lse and D values,
- * T·(2d + 2) floats; the other two stage T rows each of k and v, which is less.
+ * T·(2·4⌈d/4⌉ + 2) floats; the other two stage T rows each of k and v, which is less.
  */
 function tileRows(headDim: number): number {
-  return Math.max(1, Math.min(BLOCK, Math.floor(WORKGROUP_FLOATS / (2 * headDim + 2))));
+  return Math.max(1, Math.min(BLOCK, Math.floor(WORKGROUP_FLOATS / (8 * vec4s(headDim) + 2))));
 }
 
 function storage(names: string[], outputs: string[]): string {
@@ -52,10 +60,28 @@ function storage(names: string[], outputs: string[]): string {
     .join('\n');
 }
 
-/** The uniform struct, bound after `count` storage buffers; `window` is already min(w, L). */
-function uniformsAt(count: number): string {
+/** The constants and uniform struct every shader starts with; `window` is already min(w, L). */
+function preamble(headDim: number, storageCount: number): string {
   return `struct Dims { length: u32, heads: u32, kvHeads: u32, window: u32 };
-@group(0) @binding(${count}) var<uniform> dims: Dims;`;
+@group(0) @binding(${storageCount}) var<uniform> dims: Dims;
+const D = ${headDim}u;
+const D4 = ${vec4s(headDim)}u;
+const T = ${tileRows(headDim)}u;`;
+}
+
+/** `target` (a private array<vec4<f32>, D4>) ← the d floats of `source` from `base`, padding zero. */
+function loadRow(target: string, source: string, base: string): string {
+  return `for (var c = 0u; c < D4; c++) { ${target}[c] = vec4<f32>(0.0); }
+  for (var c = 0u; c < D; c++) { ${target}[c / 4u][c % 4u] = ${source}[${base} + c]; }`;
+}
+
+/** Stages `count` rows of d floats from `source` (row r at `rowStart(r)`) into a vec4 tile. */
+function stageRows(tile: string, source: string, rowStart: (row: string) => string): string {
+  return `for (var e = lane; e < count * D; e += ${BLOCK}u) {
+        let r = e / D;
+        let c = e % D;
+        ${tile}[r * D4 + c / 4u][c % 4u] = ${source}[${rowStart('r')} + c];
+      }`;
 }
 
 /**
@@ -80,28 +106,26 @@ function queryBlockPrologue(): string {
 
 /** Stages keys [start, start + count) and their values; `count`, `start` uniform across the workgroup. */
 const STAGE_KEYS = `    workgroupBarrier();
-    for (var e = lane; e < count * D; e += ${BLOCK}u) {
-      keyTile[e] = keys[keyBase + start * D + e];
-      valueTile[e] = values[keyBase + start * D + e];
-    }
+    ${stageRows('keyTile', 'keys', (r) => `keyBase + (start + ${r}) * D`)}
+    ${stageRows('valueTile', 'values', (r) => `keyBase + (start + ${r}) * D`)}
     workgroupBarrier();`;
 
+const KEY_VALUE_TILES = `var<workgroup> keyTile: array<vec4<f32>, T * D4>;
+var<workgroup> valueTile: array<vec4<f32>, T * D4>;`;
+
 function forwardShader(headDim: number): string {
-  const tile = tileRows(headDim);
   return `
 ${storage(['queries', 'keys', 'values'], ['outputs', 'logSumExp'])}
-${uniformsAt(5)}
-const D = ${headDim}u;
-const T = ${tile}u;
-var<workgroup> keyTile: array<f32, ${tile * headDim}>;
-var<workgroup> valueTile: array<f32, ${tile * headDim}>;
+${preamble(headDim, 5)}
+${KEY_VALUE_TILES}
 
 @compute @workgroup_size(${BLOCK})
 fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
 ${queryBlockPrologue()}
-  var q: array<f32, ${headDim}>;
-  var sum: array<f32, ${headDim}>;
-  for (var c = 0u; c < D; c++) { q[c] = queries[queryRow + c]; sum[c] = 0.0; }
+  var q: array<vec4<f32>, D4>;
+  var sum: array<vec4<f32>, D4>;
+  ${loadRow('q', 'queries', 'queryRow')}
+  for (var c = 0u; c < D4; c++) { sum[c] = vec4<f32>(0.0); }
   var runningMax = -3.0e38;
   var total = 0.0;
   for (var start = lowest; start <= last; start += T) {
@@ -111,51 +135,46 @@ ${STAGE_KEYS}
       let j = start + t;
       if (!inRange || j > i || j + dims.window <= i) { continue; }
       var score = 0.0;
-      for (var c = 0u; c < D; c++) { score += q[c] * keyTile[t * D + c]; }
+      for (var c = 0u; c < D4; c++) { score += dot(q[c], keyTile[t * D4 + c]); }
       if (score > runningMax) {
         // Rescale what was summed under the old maximum (exp of −huge is 0 on the first key).
         let shrink = exp(runningMax - score);
         total *= shrink;
-        for (var c = 0u; c < D; c++) { sum[c] *= shrink; }
+        for (var c = 0u; c < D4; c++) { sum[c] *= shrink; }
         runningMax = score;
       }
       let p = exp(score - runningMax);
       total += p;
-      for (var c = 0u; c < D; c++) { sum[c] += p * valueTile[t * D + c]; }
+      for (var c = 0u; c < D4; c++) { sum[c] += p * valueTile[t * D4 + c]; }
     }
   }
   if (!inRange) { return; }
   let outputRow = ((b * seqLen + i) * dims.heads + h) * D;
   let norm = 1.0 / total;
-  for (var c = 0u; c < D; c++) { outputs[outputRow + c] = sum[c] * norm; }
+  for (var c = 0u; c < D; c++) { outputs[outputRow + c] = sum[c / 4u][c % 4u] * norm; }
   logSumExp[(b * dims.heads + h) * seqLen + i] = runningMax + log(total);
 }`;
 }
 
 function queryGradShader(headDim: number): string {
-  const tile = tileRows(headDim);
   return `
 ${storage(['queries', 'keys', 'values', 'outputs', 'logSumExp', 'outputGrad'], ['queryGrad', 'delta'])}
-${uniformsAt(8)}
-const D = ${headDim}u;
-const T = ${tile}u;
-var<workgroup> keyTile: array<f32, ${tile * headDim}>;
-var<workgroup> valueTile: array<f32, ${tile * headDim}>;
+${preamble(headDim, 8)}
+${KEY_VALUE_TILES}
 
 @compute @workgroup_size(${BLOCK})
 fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
 ${queryBlockPrologue()}
   let outputRow = ((b * seqLen + row) * dims.heads + h) * D;
-  var q: array<f32, ${headDim}>;
-  var dO: array<f32, ${headDim}>;
-  var dq: array<f32, ${headDim}>;
+  var q: array<vec4<f32>, D4>;
+  var dO: array<vec4<f32>, D4>;
+  var o: array<vec4<f32>, D4>;
+  var dq: array<vec4<f32>, D4>;
+  ${loadRow('q', 'queries', 'queryRow')}
+  ${loadRow('dO', 'outputGrad', 'outputRow')}
+  ${loadRow('o', 'outputs', 'outputRow')}
   var dOdotO = 0.0;
-  for (var c = 0u; c < D; c++) {
-    q[c] = queries[queryRow + c];
-    dO[c] = outputGrad[outputRow + c];
-    dq[c] = 0.0;
-    dOdotO += dO[c] * outputs[outputRow + c];
-  }
+  for (var c = 0u; c < D4; c++) { dOdotO += dot(dO[c], o[c]); dq[c] = vec4<f32>(0.0); }
   let lse = logSumExp[(b * dims.heads + h) * seqLen + row];
   for (var start = lowest; start <= last; start += T) {
     let count = min(T, last + 1u - start);
@@ -165,31 +184,28 @@ ${STAGE_KEYS}
       if (!inRange || j > i || j + dims.window <= i) { continue; }
       var score = 0.0;
       var dp = 0.0;
-      for (var c = 0u; c < D; c++) {
-        score += q[c] * keyTile[t * D + c];
-        dp += dO[c] * valueTile[t * D + c];
+      for (var c = 0u; c < D4; c++) {
+        score += dot(q[c], keyTile[t * D4 + c]);
+        dp += dot(dO[c], valueTile[t * D4 + c]);
       }
       let ds = exp(score - lse) * (dp - dOdotO);
-      for (var c = 0u; c < D; c++) { dq[c] += ds * keyTile[t * D + c]; }
+      for (var c = 0u; c < D4; c++) { dq[c] += ds * keyTile[t * D4 + c]; }
     }
   }
   if (!inRange) { return; }
-  for (var c = 0u; c < D; c++) { queryGrad[queryRow + c] = dq[c]; }
+  for (var c = 0u; c < D; c++) { queryGrad[queryRow + c] = dq[c / 4u][c % 4u]; }
   delta[(b * dims.heads + h) * seqLen + i] = dOdotO;
 }`;
 }
 
 function keyValueGradShader(headDim: number): string {
-  const tile = tileRows(headDim);
   return `
 ${storage(['queries', 'keys', 'values', 'logSumExp', 'delta', 'outputGrad'], ['keyGrad', 'valueGrad'])}
-${uniformsAt(8)}
-const D = ${headDim}u;
-const T = ${tile}u;
-var<workgroup> queryTile: array<f32, ${tile * headDim}>;
-var<workgroup> outputGradTile: array<f32, ${tile * headDim}>;
-var<workgroup> lseTile: array<f32, ${tile}>;
-var<workgroup> deltaTile: array<f32, ${tile}>;
+${preamble(headDim, 8)}
+var<workgroup> queryTile: array<vec4<f32>, T * D4>;
+var<workgroup> outputGradTile: array<vec4<f32>, T * D4>;
+var<workgroup> lseTile: array<f32, T>;
+var<workgroup> deltaTile: array<f32, T>;
 
 @compute @workgroup_size(${BLOCK})
 fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
@@ -204,22 +220,21 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
   let keyRow = ((b * dims.kvHeads + kvHead) * seqLen + min(j, seqLen - 1u)) * D;
   // Queries that see the block's keys: [first, last + w).
   let lastQuery = min(last + dims.window - 1u, seqLen - 1u);
-  var k: array<f32, ${headDim}>;
-  var v: array<f32, ${headDim}>;
-  var dk: array<f32, ${headDim}>;
-  var dv: array<f32, ${headDim}>;
-  for (var c = 0u; c < D; c++) { k[c] = keys[keyRow + c]; v[c] = values[keyRow + c]; dk[c] = 0.0; dv[c] = 0.0; }
+  var k: array<vec4<f32>, D4>;
+  var v: array<vec4<f32>, D4>;
+  var dk: array<vec4<f32>, D4>;
+  var dv: array<vec4<f32>, D4>;
+  ${loadRow('k', 'keys', 'keyRow')}
+  ${loadRow('v', 'values', 'keyRow')}
+  for (var c = 0u; c < D4; c++) { dk[c] = vec4<f32>(0.0); dv[c] = vec4<f32>(0.0); }
   for (var member = 0u; member < groupSize; member++) {
     let h = kvHead * groupSize + member;
     let headRows = (b * dims.heads + h) * seqLen;
     for (var start = first; start <= lastQuery; start += T) {
       let count = min(T, lastQuery + 1u - start);
       workgroupBarrier();
-      for (var e = lane; e < count * D; e += ${BLOCK}u) {
-        queryTile[e] = queries[(headRows + start) * D + e];
-        let r = e / D;
-        outputGradTile[e] = outputGrad[((b * seqLen + start + r) * dims.heads + h) * D + e % D];
-      }
+      ${stageRows('queryTile', 'queries', (r) => `(headRows + start + ${r}) * D`)}
+      ${stageRows('outputGradTile', 'outputGrad', (r) => `((b * seqLen + start + ${r}) * dims.heads + h) * D`)}
       if (lane < count) {
         lseTile[lane] = logSumExp[headRows + start + lane];
         deltaTile[lane] = delta[headRows + start + lane];
@@ -230,21 +245,24 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
         if (!inRange || i < j || i >= j + dims.window) { continue; }
         var score = 0.0;
         var dp = 0.0;
-        for (var c = 0u; c < D; c++) {
-          score += queryTile[t * D + c] * k[c];
-          dp += outputGradTile[t * D + c] * v[c];
+        for (var c = 0u; c < D4; c++) {
+          score += dot(queryTile[t * D4 + c], k[c]);
+          dp += dot(outputGradTile[t * D4 + c], v[c]);
         }
         let p = exp(score - lseTile[t]);
         let ds = p * (dp - deltaTile[t]);
-        for (var c = 0u; c < D; c++) {
-          dv[c] += p * outputGradTile[t * D + c];
-          dk[c] += ds * queryTile[t * D + c];
+        for (var c = 0u; c < D4; c++) {
+          dv[c] += p * outputGradTile[t * D4 + c];
+          dk[c] += ds * queryTile[t * D4 + c];
         }
       }
     }
   }
   if (!inRange) { return; }
-  for (var c = 0u; c < D; c++) { keyGrad[keyRow + c] = dk[c]; valueGrad[keyRow + c] = dv[c]; }
+  for (var c = 0u; c < D; c++) {
+    keyGrad[keyRow + c] = dk[c / 4u][c % 4u];
+    valueGrad[keyRow + c] = dv[c / 4u][c % 4u];
+  }
 }`;
 }
 
