@@ -33,8 +33,9 @@ export function defaultAttentionImplementation(): AttentionImplementation {
  * differentiable in queries, keys and values. Full attention (`window` null) runs the same
  * kernels with w = L rather than the dense tf-op form: the work is O(L²·d) either way, but the
  * kernels hold O(L·d) memory where the dense form keeps [B, H, L, L] scores, softmax and their
- * gradients on the tape, and they are 3 dispatches a step where the dense form is about 40 tf
- * ops — the per-op cost that bounds small models such as Zoology's (docs/gpu.md).
+ * gradients on the tape, and forward + backward is 3 kernels where the dense form runs 51 tfjs
+ * kernels (26 besides reshapes and identities; counted with tf.profile) — the per-op cost that
+ * bounds small models such as Zoology's attention on the GPU (docs/gpu.md).
  */
 export function fusedCausalAttention({ queries, keys, values }: AttentionHeads, window: number | null): tf.Tensor3D {
   if (!currentBackendHas(BANDED_ATTENTION_KERNEL)) {
