@@ -1,12 +1,13 @@
 import { capabilitiesOf, LanguageModel, SeededRandom, selectBackend } from '@interleave/core';
 import { prepareRun, Trainer } from '@interleave/train';
 import * as tf from '@tensorflow/tfjs';
+import { type AttentionPath, causalAttention } from '../../packages/blocks/src/ops/banded-attention.js';
 import { linearRecurrence } from '../../packages/blocks/src/scan/linear-recurrence.js';
 import { type ScanImplementation, selectiveScan } from '../../packages/blocks/src/scan/selective-scan.js';
 
 /**
  * GPU figures for docs/gpu.md ("Speed: kernels and per-op cost"), one JSON line per figure:
- *   node kernel-probe.mjs [tinyop] [dawncalls] [matmul] [scan] [scan-kernels] [recurrence]
+ *   node kernel-probe.mjs [tinyop] [dawncalls] [matmul] [scan] [scan-kernels] [recurrence] [swa]
  *                         [hybrid[:batch[:seq_len]]]
  *                         [step:<config>[:key=value,...]] ...
  * `flags:NAME=value,...` sets tfjs environment flags for the phases after it (e.g.
@@ -313,6 +314,55 @@ async function recurrence(): Promise<void> {
   tf.dispose([a, input]);
 }
 
+/**
+ * Sliding-window attention core (after projections and RoPE) forward + backward: the fused WGSL
+ * kernels against the tf-op banded form (the dense form where w ≥ L, which is what `banded` runs
+ * there), at the reference hybrid's attention shape and at Zoology's MQAR attention shape.
+ */
+async function slidingWindowAttention(): Promise<void> {
+  const shapes = [
+    { batch: 16, heads: 4, length: 1024, headDim: 64, window: 128 as number | null },
+    { batch: 512, heads: 1, length: 64, headDim: 64, window: 64 },
+    { batch: 512, heads: 1, length: 64, headDim: 64, window: null },
+  ];
+  for (const { batch, heads, length, headDim, window } of shapes) {
+    const queries = tf.randomNormal([batch, heads, length, headDim], 0, 1 / Math.sqrt(headDim)) as tf.Tensor4D;
+    const keys = tf.randomNormal([batch, heads, length, headDim]) as tf.Tensor4D;
+    const values = tf.randomNormal([batch, heads, length, headDim]) as tf.Tensor4D;
+    for (const path of ['fused', 'banded'] as AttentionPath[]) {
+      resetPeaks();
+      for (let round = 0; round < 4; round++) {
+        const ms = await timeOnGpu(10, () =>
+          tf.tidy(() => {
+            const { value, grads } = tf.valueAndGrads((q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) =>
+              causalAttention(
+                { queries: q as tf.Tensor4D, keys: k as tf.Tensor4D, values: v as tf.Tensor4D },
+                window,
+                path,
+              ).sum(),
+            )([queries, keys, values]);
+            return [value, ...grads];
+          }),
+        );
+        if (round > 0) {
+          report('attention core fwd+bwd', {
+            implementation: path === 'fused' ? 'fused' : 'ops',
+            batch,
+            heads,
+            seqLen: length,
+            headDim,
+            window: window ?? 'full',
+            ms,
+            peakAllocatedGiB: peakAllocated / GiB,
+            peakUsedGiB: peakUsed / GiB,
+          });
+        }
+      }
+    }
+    tf.dispose([queries, keys, values]);
+  }
+}
+
 async function hybrid(batch: number, length?: number): Promise<void> {
   const { loaded, container, layers, task } = await prepareRun('configs/bench-hybrid.yaml', [
     `train.batch_size=${batch}`,
@@ -434,6 +484,7 @@ async function main(): Promise<void> {
       else if (phase === 'scan-kernels') await scanKernels();
       else if (phase === 'recurrence') await recurrence();
       else if (phase.startsWith('flags:')) setFlags(phase.slice('flags:'.length));
+      else if (phase === 'swa') await slidingWindowAttention();
       else if (phase.startsWith('step:')) {
         const [, configFile, overrides] = phase.split(':');
         await profileStep(configFile ?? '', overrides === undefined ? [] : overrides.split(','));

@@ -28,7 +28,8 @@ import { applyRotary } from './ops/rotary.js';
  * Causal multi-head attention with RoPE, docs/design.md#attention: query t attends to keys in (t − w, t], or
  * to every earlier key when the window is null. `kv_heads` < `heads` gives grouped or
  * multi-query attention. Training cost is O(L·w) for w ≪ L: `forward` runs the banded form of
- * ops/banded-attention.ts there and the dense masked form otherwise.
+ * ops/banded-attention.ts there and the dense masked form otherwise; on webgpu, the fused WGSL
+ * kernels of webgpu/banded-attention-wgsl.ts (`INTERLEAVE_ATTENTION=ops` keeps the tf-op forms).
  */
 const sharedKeys = {
   heads: z.number().int().positive().default(4),

@@ -4,30 +4,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { attentionForwardVia, slidingWindowAttentionBlock } from '../src/attention.js';
 import { type AttentionPath, prefersBanded } from '../src/ops/banded-attention.js';
 import { buildBlockForTest, runBlockContract } from '../src/testing/index.js';
+import { ATTENTION_CASES, type AttentionCase, describeAttentionCase } from './support/attention-cases.js';
 
 // docs/design.md#attention: the O(L·w) banded form must equal the dense masked form, in value and gradient.
 const D = 16;
 const BATCH = 2;
-
-interface Case {
-  readonly length: number;
-  readonly window: number;
-  readonly heads: number;
-  readonly kvHeads: number;
-}
-
-const cases: Case[] = [
-  { length: 12, window: 4, heads: 2, kvHeads: 2 }, // L a multiple of w
-  { length: 13, window: 4, heads: 4, kvHeads: 2 }, // a partial last block, grouped KV
-  { length: 11, window: 3, heads: 4, kvHeads: 1 }, // multi-query
-  { length: 9, window: 1, heads: 2, kvHeads: 1 },
-  { length: 9, window: 8, heads: 2, kvHeads: 2 }, // w = L − 1
-  { length: 7, window: 7, heads: 2, kvHeads: 1 }, // w = L: banded falls back to dense
-  { length: 5, window: 9, heads: 2, kvHeads: 2 }, // w > L
-];
-
-const describeCase = ({ length, window, heads, kvHeads }: Case) =>
-  `L=${length} w=${window} heads=${heads} kv_heads=${kvHeads}`;
 
 let inputCount = 0;
 
@@ -48,7 +29,7 @@ function valueAndGradients(block: ReturnType<typeof build>, x: tf.Tensor3D, weig
   return { y, gradients };
 }
 
-function build({ window, heads, kvHeads }: Case) {
+function build({ window, heads, kvHeads }: AttentionCase) {
   return buildBlockForTest(slidingWindowAttentionBlock, { window, heads, kv_heads: kvHeads }, { dModel: D, seed: 3 });
 }
 
@@ -61,7 +42,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
       await selectBackend(backend, 'attention-banded.test.ts');
     });
 
-    it.each(cases.map((c) => [describeCase(c), c] as const))('%s', (_name, testCase) => {
+    it.each(ATTENTION_CASES.map((c) => [describeAttentionCase(c), c] as const))('%s', (_name, testCase) => {
       const before = tf.memory().numTensors;
       const block = build(testCase);
       const x = tf.randomNormal([BATCH, testCase.length, D], 0, 1, 'float32', 1) as tf.Tensor3D;

@@ -1,5 +1,6 @@
 import { matmul } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
+import { defaultAttentionImplementation, fusedCausalAttention } from './fused-attention.js';
 
 /**
  * The core of causal multi-head attention (docs/design.md#attention), after the projections and RoPE: query t
@@ -13,9 +14,11 @@ import * as tf from '@tensorflow/tfjs';
  * - `dense`: one [L, L] score matrix per head with an additive mask, O(L²) time and memory;
  * - `banded`: the sequence is cut into blocks of `window` positions and each query block looks
  *   only at its own block and the one before, so time and memory are O(L·w).
- * `auto` picks by the cost model in `prefersBanded`.
+ * `auto` picks by the cost model in `prefersBanded`, except where the backend has the fused
+ * kernels (webgpu): there `auto` runs them (`fused`, ops/fused-attention.ts), unless
+ * `INTERLEAVE_ATTENTION=ops` keeps the tf-op forms.
  */
-export type AttentionPath = 'auto' | 'dense' | 'banded';
+export type AttentionPath = 'auto' | 'dense' | 'banded' | 'fused';
 
 export interface AttentionHeads {
   readonly queries: tf.Tensor4D;
@@ -51,6 +54,9 @@ export function causalAttention(
   window: number | null,
   path: AttentionPath = 'auto',
 ): tf.Tensor3D {
+  if (path === 'fused' || (path === 'auto' && defaultAttentionImplementation() === 'fused')) {
+    return fusedCausalAttention(heads, window);
+  }
   const length = heads.queries.shape[2];
   const banded =
     path === 'banded' ? window !== null && window < length : path === 'auto' && prefersBanded(length, window);

@@ -1,0 +1,105 @@
+import { InterleaveError, sequencesPerCall } from '@interleave/core';
+import * as tf from '@tensorflow/tfjs';
+import { currentBackendHas } from '../scan/kernels/register-once.js';
+import { inBatchChunks } from '../scan/selective-scan.js';
+import {
+  BANDED_ATTENTION_KERNEL,
+  BANDED_ATTENTION_KEY_VALUE_GRAD_KERNEL,
+  BANDED_ATTENTION_QUERY_GRAD_KERNEL,
+} from '../webgpu/banded-attention-wgsl.js';
+import type { AttentionHeads } from './banded-attention.js';
+
+/**
+ * `fused`: the WGSL attention kernels (webgpu/banded-attention-wgsl.ts), registered for webgpu
+ * only; `ops`: the tf-op banded or dense form (`prefersBanded` picks), as on every other backend.
+ */
+export type AttentionImplementation = 'fused' | 'ops';
+
+/**
+ * The fused kernels where the current backend has them, else the tf-op forms;
+ * `INTERLEAVE_ATTENTION=fused|ops` forces one (A/B timing, tests).
+ */
+export function defaultAttentionImplementation(): AttentionImplementation {
+  const forced = process.env.INTERLEAVE_ATTENTION;
+  if (forced === 'fused' || forced === 'ops') return forced;
+  if (forced !== undefined && forced !== '') {
+    throw new InterleaveError(`INTERLEAVE_ATTENTION must be 'fused' or 'ops', got '${forced}'`);
+  }
+  return currentBackendHas(BANDED_ATTENTION_KERNEL) ? 'fused' : 'ops';
+}
+
+/**
+ * Causal attention through the fused kernels, same inputs and result as `causalAttention`,
+ * differentiable in queries, keys and values. Full attention (`window` null) runs the same
+ * kernels with w = L rather than the dense tf-op form: the work is O(L²·d) either way, but the
+ * kernels hold O(L·d) memory where the dense form keeps [B, H, L, L] scores, softmax and their
+ * gradients on the tape, and forward + backward is 3 kernels where the dense form runs 51 tfjs
+ * kernels (26 besides reshapes and identities; counted with tf.profile) — the per-op cost that
+ * bounds small models such as Zoology's attention on the GPU (docs/gpu.md).
+ */
+export function fusedCausalAttention({ queries, keys, values }: AttentionHeads, window: number | null): tf.Tensor3D {
+  if (!currentBackendHas(BANDED_ATTENTION_KERNEL)) {
+    throw new InterleaveError(
+      `the fused attention kernels are registered for webgpu, not for '${tf.getBackend()}' (use INTERLEAVE_ATTENTION=ops)`,
+    );
+  }
+  const [batch, heads, length, headDim] = queries.shape;
+  const attrs = { window: Math.min(window ?? length, length) } as unknown as tf.NamedAttrMap;
+  // The largest bindings per sequence: queries, the output and dq, H·L·d floats each.
+  const perCall = sequencesPerCall(
+    batch,
+    heads * length * headDim,
+    `attention over [${batch}, ${heads}, ${length}, ${headDim}]`,
+  );
+  const attend = tf.customGrad((q, k, v, save) => {
+    const chunks = inBatchChunks([q, k, v] as tf.Tensor[], perCall).map(
+      ([qs, ks, vs]) =>
+        tf
+          .engine()
+          .runKernel(BANDED_ATTENTION_KERNEL, { queries: qs, keys: ks, values: vs } as tf.NamedTensorMap, attrs) as [
+          tf.Tensor,
+          tf.Tensor,
+        ],
+    );
+    const [output, logSumExp] = joinChunks(chunks, 2) as [tf.Tensor, tf.Tensor];
+    (save as tf.GradSaveFunc)([q as tf.Tensor, k as tf.Tensor, v as tf.Tensor, output, logSumExp]);
+    return {
+      value: output,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const grads = inBatchChunks([...saved, dy], perCall).map(([qs, ks, vs, os, lses, dys]) => {
+          const [queryGrad, delta] = tf
+            .engine()
+            .runKernel(
+              BANDED_ATTENTION_QUERY_GRAD_KERNEL,
+              { queries: qs, keys: ks, values: vs, outputs: os, logSumExp: lses, outputGrad: dys } as tf.NamedTensorMap,
+              attrs,
+            ) as [tf.Tensor, tf.Tensor];
+          const [keyGrad, valueGrad] = tf
+            .engine()
+            .runKernel(
+              BANDED_ATTENTION_KEY_VALUE_GRAD_KERNEL,
+              { queries: qs, keys: ks, values: vs, logSumExp: lses, delta, outputGrad: dys } as tf.NamedTensorMap,
+              attrs,
+            ) as [tf.Tensor, tf.Tensor];
+          delta.dispose();
+          return [queryGrad, keyGrad, valueGrad];
+        });
+        return joinChunks(grads, 3);
+      },
+    };
+  });
+  return attend(queries, keys, values) as tf.Tensor3D;
+}
+
+/** Each of `count` outputs of per-chunk kernel calls, joined along the batch axis. */
+function joinChunks(chunks: tf.Tensor[][], count: number): tf.Tensor[] {
+  if (chunks.length === 1) return chunks[0] as tf.Tensor[];
+  const joined = Array.from({ length: count }, (_, index) =>
+    tf.concat(
+      chunks.map((outputs) => outputs[index] as tf.Tensor),
+      0,
+    ),
+  );
+  tf.dispose(chunks.flat());
+  return joined;
+}
