@@ -7,6 +7,7 @@ import { InterleaveError } from '../errors.js';
 import { limitWebgpuBufferPool } from './webgpu-buffer-pool.js';
 import { findGpuDevice, findSoftwareDevice, installNavigatorGpu } from './webgpu-device.js';
 import { watchWebgpuFailures } from './webgpu-failures.js';
+import { installWebgpuMatmul } from './webgpu-matmul.js';
 import { trackWebgpuMemory } from './webgpu-memory.js';
 
 export type BackendName = Exclude<BackendRequest, 'auto'>;
@@ -179,6 +180,7 @@ async function startWebgpu(named: boolean): Promise<Attempt> {
     const webgpu = tf.findBackend('webgpu') as unknown as { device: GPUDevice };
     watchWebgpuFailures(webgpu);
     limitWebgpuBufferPool(tf.backend());
+    installWebgpuMatmul();
     trackWebgpuMemory(webgpu.device);
     // Named, and given the software device: say once why there was no GPU.
     if (!hardware.found && !toldNoGpu)

@@ -1,0 +1,192 @@
+import * as tf from '@tensorflow/tfjs';
+import { InterleaveError } from '../errors.js';
+import { GpuKernelContext } from './gpu-dispatch.js';
+import {
+  MATMUL_TILINGS,
+  type MatmulLayout,
+  type MatmulTiling,
+  matmulShader,
+  matmulShaderKey,
+  threadsOf,
+  tileM,
+  tileN,
+  workgroupBytes,
+} from './matmul-wgsl.js';
+
+/**
+ * tfjs's `BatchMatMul` on webgpu, replaced for large products by Interleave's register-tiled WGSL
+ * kernel (matmul-wgsl.ts); smaller ones, other dtypes and batch broadcasts other than "one side
+ * has a single matrix" keep tfjs-webgpu's own kernel, which stays registered as the fallback.
+ * Gradients need nothing extra: BatchMatMul's gradient is BatchMatMul with transpose flags.
+ * `_FusedMatMul` (tf.fused.matMul) is left to tfjs: no Interleave model calls it.
+ *
+ * `INTERLEAVE_MATMUL=tfjs` keeps tfjs's kernel for every product (for A/B comparisons);
+ * `INTERLEAVE_MATMUL=<tiling>` (a name from MATMUL_TILINGS, e.g. 128x128k8) picks a tiling.
+ */
+
+/**
+ * From this many output elements (batch · M · N) and this inner size on, the product is ours.
+ * Below, a 128×128 tile leaves most of the GPU idle (2^18 = 512² is 16 such tiles, against 132
+ * multiprocessors on an H200) and the product is cheap either way; tfjs-webgpu's 32×32 tiles,
+ * split-K and reduction kernels are made for those shapes.
+ */
+export const MATMUL_MIN_OUTPUT_ELEMENTS = 2 ** 18;
+export const MATMUL_MIN_INNER = 64;
+
+export type MatmulKernelChoice = 'auto' | 'interleave' | 'tfjs';
+
+interface MatmulSettings {
+  /** auto: ours above the thresholds; interleave: ours wherever it applies (tests); tfjs: never. */
+  kernel: MatmulKernelChoice;
+  tiling: MatmulTiling;
+}
+
+const DEFAULT_TILING = MATMUL_TILINGS[0] as MatmulTiling;
+let settings: MatmulSettings = { kernel: 'auto', tiling: DEFAULT_TILING };
+
+/** How many BatchMatMul calls each kernel took since the last reset (for tests and the probe). */
+export const webgpuMatmulCounts = { interleave: 0, tfjs: 0 };
+
+export function matmulTilingNamed(name: string): MatmulTiling | undefined {
+  return MATMUL_TILINGS.find((t) => t.name === name);
+}
+
+/** Overrides the kernel choice and tiling (tests, the probe); unset fields return to the defaults. */
+export function configureWebgpuMatmul(options: { kernel?: MatmulKernelChoice; tiling?: string } = {}): void {
+  const tiling = options.tiling === undefined ? DEFAULT_TILING : matmulTilingNamed(options.tiling);
+  if (tiling === undefined) throw new InterleaveError(unknownTiling(options.tiling as string));
+  settings = { kernel: options.kernel ?? 'auto', tiling };
+}
+
+function unknownTiling(name: string): string {
+  return `unknown matmul tiling '${name}' (expected tfjs or one of ${MATMUL_TILINGS.map((t) => t.name).join(', ')})`;
+}
+
+function settingsFromEnvironment(): MatmulSettings {
+  const value = process.env.INTERLEAVE_MATMUL;
+  if (value === undefined || value === '') return { kernel: 'auto', tiling: DEFAULT_TILING };
+  if (value === 'tfjs') return { kernel: 'tfjs', tiling: DEFAULT_TILING };
+  const tiling = matmulTilingNamed(value);
+  if (tiling === undefined) throw new InterleaveError(`INTERLEAVE_MATMUL=${value}: ${unknownTiling(value)}`);
+  return { kernel: 'auto', tiling };
+}
+
+let installed = false;
+
+/**
+ * Puts the kernel in front of tfjs-webgpu's BatchMatMul (once per process; the kernel registry
+ * is global). Called where the webgpu backend starts; reads INTERLEAVE_MATMUL.
+ */
+export function installWebgpuMatmul(): void {
+  if (installed) return;
+  const original = tf.getKernel('BatchMatMul', 'webgpu');
+  if (original === undefined) return;
+  settings = settingsFromEnvironment();
+  installed = true;
+  tf.unregisterKernel('BatchMatMul', 'webgpu');
+  tf.registerKernel({
+    ...original,
+    kernelFunc: (args) => {
+      const ours = productOnGpu(args);
+      if (ours !== undefined) {
+        webgpuMatmulCounts.interleave++;
+        return ours;
+      }
+      webgpuMatmulCounts.tfjs++;
+      return original.kernelFunc(args);
+    },
+  });
+}
+
+interface Plan {
+  readonly m: number;
+  readonly n: number;
+  readonly k: number;
+  readonly outShape: number[];
+  readonly batch: number;
+  readonly strideA: number;
+  readonly strideB: number;
+  readonly layout: MatmulLayout;
+}
+
+const product = (sizes: readonly number[]) => sizes.reduce((total, size) => total * size, 1);
+
+/** The product's sizes when this kernel should take it, else undefined (tfjs's kernel runs). */
+export function planMatmul(
+  a: { shape: readonly number[]; dtype: string },
+  b: { shape: readonly number[]; dtype: string },
+  transposeA: boolean,
+  transposeB: boolean,
+  kernel: MatmulKernelChoice = settings.kernel,
+): Plan | undefined {
+  if (kernel === 'tfjs' || a.dtype !== 'float32' || b.dtype !== 'float32') return undefined;
+  if (a.shape.length < 2 || b.shape.length < 2) return undefined;
+  const [rowsA, colsA] = a.shape.slice(-2) as [number, number];
+  const [rowsB, colsB] = b.shape.slice(-2) as [number, number];
+  const [m, k] = transposeA ? [colsA, rowsA] : [rowsA, colsA];
+  const [kB, n] = transposeB ? [colsB, rowsB] : [rowsB, colsB];
+  // A mismatch or an empty product: tfjs's kernel says what is wrong or fills nothing.
+  if (k !== kB || m === 0 || n === 0 || k === 0) return undefined;
+  const batchShapeA = a.shape.slice(0, -2);
+  const batchShapeB = b.shape.slice(0, -2);
+  let outBatchShape: number[];
+  try {
+    outBatchShape = tf.backend_util.assertAndGetBroadcastShape([...batchShapeA], [...batchShapeB]);
+  } catch {
+    return undefined;
+  }
+  const batch = product(outBatchShape);
+  const batchA = product(batchShapeA);
+  const batchB = product(batchShapeB);
+  // Each side is either one matrix for the whole batch (stride 0) or one per output matrix.
+  if ((batchA !== batch && batchA !== 1) || (batchB !== batch && batchB !== 1)) return undefined;
+  if (kernel === 'auto' && (batch * m * n < MATMUL_MIN_OUTPUT_ELEMENTS || k < MATMUL_MIN_INNER)) return undefined;
+  return {
+    m,
+    n,
+    k,
+    batch,
+    outShape: [...outBatchShape, m, n],
+    strideA: batchA === 1 ? 0 : m * k,
+    strideB: batchB === 1 ? 0 : k * n,
+    layout: {
+      transposeA,
+      transposeB,
+      vectorA: colsA % 4 === 0,
+      vectorB: colsB % 4 === 0,
+      vectorC: n % 4 === 0,
+    },
+  };
+}
+
+/** The tiling to run on this device: the chosen one, or the default where the device lacks room for it. */
+function tilingFor(context: GpuKernelContext): MatmulTiling {
+  const { maxComputeWorkgroupStorageSize, maxComputeInvocationsPerWorkgroup } = context.limits;
+  const fits = (t: MatmulTiling) =>
+    workgroupBytes(t) <= maxComputeWorkgroupStorageSize && threadsOf(t) <= maxComputeInvocationsPerWorkgroup;
+  return fits(settings.tiling) ? settings.tiling : DEFAULT_TILING;
+}
+
+function productOnGpu({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): tf.TensorInfo | undefined {
+  const { a, b } = inputs as Record<'a' | 'b', tf.TensorInfo>;
+  const { transposeA, transposeB } = attrs as unknown as { transposeA: boolean; transposeB: boolean };
+  const plan = planMatmul(a, b, transposeA, transposeB);
+  if (plan === undefined) return undefined;
+  const context = new GpuKernelContext(backend as tf.KernelBackend);
+  const tiling = tilingFor(context);
+  const groups: [number, number, number] = [
+    Math.ceil(plan.n / tileN(tiling)),
+    Math.ceil(plan.m / tileM(tiling)),
+    plan.batch,
+  ];
+  if (groups.some((count) => count > context.limits.maxComputeWorkgroupsPerDimension)) return undefined;
+  const out = context.allocate(plan.outShape);
+  context.run({
+    key: matmulShaderKey(tiling, plan.layout),
+    shader: () => matmulShader(tiling, plan.layout),
+    bindings: [a, b, out],
+    uniforms: [plan.m, plan.n, plan.k, plan.strideA, plan.strideB],
+    workgroups: groups,
+  });
+  return out;
+}
