@@ -1,3 +1,5 @@
+import { FLAT_INDEX_WGSL, FLAT_WORKGROUP } from './gpu-dispatch.js';
+
 /**
  * WGSL for a batched fp32 matrix product C[b] = op(A[b]) · op(B[b]) with block and register tiling:
  * one workgroup computes a tileM × tileN block of C, each of its threads a microM × microN block
@@ -6,7 +8,9 @@
  * as vec4 rows with no bank conflicts). While one slice is multiplied, each thread already holds
  * its share of the next slice in registers (fetched from global memory before the multiply), so
  * the global loads' latency hides behind arithmetic; with `doubleBuffer` the next slice goes into a
- * second workgroup buffer and one barrier per slice suffices instead of two.
+ * second workgroup buffer and one barrier per slice suffices instead of two. A product with too
+ * few output tiles to fill the GPU and a long K splits K over more workgroups, each writing its
+ * partial product, and a second pass adds the partials (in a fixed order).
  *
  * Edges: loads outside a matrix read 0 and stores outside C are skipped, so any M, N, K works.
  * Global loads and stores are vec4 where the contiguous dimension of that matrix is a multiple of
@@ -53,13 +57,14 @@ function tiling(
 
 /** The variants the probe times (bench/gpu/kernel-probe.ts `matmul`); the first is the default. */
 export const MATMUL_TILINGS: readonly MatmulTiling[] = [
-  tiling(16, 16, 8, 8, 8, false), // 128×128, 8 KiB of workgroup memory
-  tiling(16, 16, 8, 8, 16, false), // 128×128, 16 KiB
-  tiling(16, 16, 8, 8, 8, true), // 128×128, 16 KiB
-  tiling(16, 16, 8, 8, 16, true), // 128×128, 32 KiB (only where the device allows it)
+  tiling(8, 16, 8, 8, 16, false), // 64×128 with 128 threads, 12 KiB of workgroup memory
+  tiling(8, 16, 8, 8, 32, false), // 64×128, 24 KiB (where the device allows over 16 KiB)
+  tiling(8, 16, 8, 8, 16, true), // 64×128, 24 KiB
+  tiling(16, 16, 8, 8, 16, false), // 128×128 with 256 threads, 16 KiB
+  tiling(16, 16, 8, 8, 8, false), // 128×128, 8 KiB
+  tiling(16, 16, 8, 8, 32, false), // 128×128, 32 KiB
   tiling(16, 16, 8, 4, 16, false), // 128×64, 12 KiB
   tiling(16, 16, 4, 4, 16, false), // 64×64, 8 KiB
-  tiling(8, 16, 8, 8, 16, false), // 64×128 with 128 threads, 12 KiB
 ];
 
 export function tileM(t: MatmulTiling): number {
@@ -95,24 +100,28 @@ interface Operand {
   /** WGSL for the operand's outer extent (M for A, N for B) and the tile's first outer index. */
   readonly extent: string;
   readonly origin: string;
-  readonly stride: string;
+  /** WGSL for the offset of this batch's matrix. */
+  readonly base: string;
 }
 
-/** `load_a(base, row, col, rows, cols)`: four consecutive floats of a row, zero outside the matrix. */
+/**
+ * `load_a(base, row, col, rows, cols, stride)`: four consecutive floats of a stored row, zero
+ * outside rows × cols (cols may end before the row does: a split of K ends there).
+ */
 function loadFunction(operand: Operand): string {
   const { name, vector } = operand;
   if (vector) {
     return `
-fn load_${name}(base: u32, row: u32, col: u32, rows: u32, cols: u32) -> vec4<f32> {
-  if (row < rows && col < cols) { return ${name}[(base + row * cols + col) / 4u]; }
+fn load_${name}(base: u32, row: u32, col: u32, rows: u32, cols: u32, stride: u32) -> vec4<f32> {
+  if (row < rows && col < cols) { return ${name}[(base + row * stride + col) / 4u]; }
   return vec4<f32>();
 }`;
   }
   return `
-fn load_${name}(base: u32, row: u32, col: u32, rows: u32, cols: u32) -> vec4<f32> {
+fn load_${name}(base: u32, row: u32, col: u32, rows: u32, cols: u32, stride: u32) -> vec4<f32> {
   var value = vec4<f32>();
   if (row < rows) {
-    let at = base + row * cols + col;
+    let at = base + row * stride + col;
 ${range(4)
   .map((c) => `    if (col + ${c}u < cols) { value.${COMPONENTS[c]} = ${name}[at + ${c}u]; }`)
   .join('\n')}
@@ -148,7 +157,7 @@ function staging(operand: Operand, t: MatmulTiling): { declare: string; fetch: s
       const kq = `${slot} % ${k4}u`;
       fetch.push(
         guard(
-          `${register} = load_${name}(${operand.stride}, ${operand.origin} + ${outer}, k0 + ${kq} * 4u, ${operand.extent}, dims.k);`,
+          `${register} = load_${name}(${operand.base}, ${operand.origin} + ${outer}, k0 + ${kq} * 4u, ${operand.extent}, k_end, dims.k);`,
         ),
       );
       const writes = range(4)
@@ -164,7 +173,7 @@ function staging(operand: Operand, t: MatmulTiling): { declare: string; fetch: s
       const oq = `${slot} % ${tile4}u`;
       fetch.push(
         guard(
-          `${register} = load_${name}(${operand.stride}, k0 + ${kk}, ${operand.origin} + ${oq} * 4u, dims.k, ${operand.extent});`,
+          `${register} = load_${name}(${operand.base}, k0 + ${kk}, ${operand.origin} + ${oq} * 4u, k_end, ${operand.extent}, ${operand.extent});`,
         ),
       );
       stash.push(guard(`tile_${name}[buffer_${name} + ${kk} * ${tile4}u + ${oq}] = ${register};`));
@@ -224,8 +233,9 @@ function storeResults(t: MatmulTiling, vectorC: boolean): string {
 
 /**
  * Bindings: 0 A, 1 B (read), 2 C (written), 3 the uniform struct
- * { m, n, k, batch stride of A, batch stride of B } (u32 words; a stride of 0 broadcasts).
- * Dispatch: (ceil(N / tileN), ceil(M / tileM), batch) workgroups.
+ * { m, n, k, batch stride of A, batch stride of B, batch, k_split } (u32 words; a stride of 0
+ * broadcasts). Dispatch: (ceil(N / tileN), ceil(M / tileM), splits · batch) workgroups; split s
+ * sums k in [s·k_split, (s+1)·k_split) into C's matrix s · batch + b (`splitSumShader` adds them).
  */
 export function matmulShader(t: MatmulTiling, layout: MatmulLayout): string {
   const tm = tileM(t);
@@ -238,7 +248,7 @@ export function matmulShader(t: MatmulTiling, layout: MatmulLayout): string {
     tile: tm,
     extent: 'dims.m',
     origin: 'row0',
-    stride: 'base_a',
+    base: 'base_a',
   };
   const b: Operand = {
     name: 'b',
@@ -247,7 +257,7 @@ export function matmulShader(t: MatmulTiling, layout: MatmulLayout): string {
     tile: tn,
     extent: 'dims.n',
     origin: 'col0',
-    stride: 'base_b',
+    base: 'base_b',
   };
   const stageA = staging(a, t);
   const stageB = staging(b, t);
@@ -261,7 +271,7 @@ export function matmulShader(t: MatmulTiling, layout: MatmulLayout): string {
   const loop = t.doubleBuffer
     ? `
   for (var s = 0u; s < slices; s++) {
-    let k0 = (s + 1u) * ${t.tileK}u;
+    let k0 = k_begin + (s + 1u) * ${t.tileK}u;
     if (s + 1u < slices) {
     ${stageA.fetch}
     ${stageB.fetch}
@@ -281,7 +291,7 @@ export function matmulShader(t: MatmulTiling, layout: MatmulLayout): string {
   }`
     : `
   for (var s = 0u; s < slices; s++) {
-    let k0 = (s + 1u) * ${t.tileK}u;
+    let k0 = k_begin + (s + 1u) * ${t.tileK}u;
     if (s + 1u < slices) {
     ${stageA.fetch}
     ${stageB.fetch}
@@ -304,7 +314,7 @@ export function matmulShader(t: MatmulTiling, layout: MatmulLayout): string {
 @group(0) @binding(0) var<storage, read> a: array<${element(layout.vectorA)}>;
 @group(0) @binding(1) var<storage, read> b: array<${element(layout.vectorB)}>;
 @group(0) @binding(2) var<storage, read_write> c: array<${element(layout.vectorC)}>;
-struct Dims { m: u32, n: u32, k: u32, stride_a: u32, stride_b: u32 };
+struct Dims { m: u32, n: u32, k: u32, stride_a: u32, stride_b: u32, batch: u32, k_split: u32 };
 @group(0) @binding(3) var<uniform> dims: Dims;
 
 var<workgroup> tile_a: array<vec4<f32>, ${buffers * sliceA}>;
@@ -318,15 +328,19 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
   let ty = lane / ${t.threadsN}u;
   let row0 = group.y * ${tm}u;
   let col0 = group.x * ${tn}u;
-  let base_a = group.z * dims.stride_a;
-  let base_b = group.z * dims.stride_b;
+  // group.z = split · batch + matrix; without a split of K, split = 0 and k_split ≥ K.
+  let matrix = group.z % dims.batch;
+  let k_begin = (group.z / dims.batch) * dims.k_split;
+  let k_end = min(dims.k, k_begin + dims.k_split);
+  let base_a = matrix * dims.stride_a;
+  let base_b = matrix * dims.stride_b;
   let out_base = group.z * dims.m * dims.n;
-  let slices = (dims.k + ${t.tileK - 1}u) / ${t.tileK}u;
+  let slices = (k_end - k_begin + ${t.tileK - 1}u) / ${t.tileK}u;
   ${accumulators}
   ${stageA.declare}
   ${stageB.declare}
   {
-    let k0 = 0u;
+    let k0 = k_begin;
     let buffer_a = 0u;
     let buffer_b = 0u;
     ${stageA.fetch}
@@ -337,5 +351,27 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
   workgroupBarrier();
 ${loop}
   ${storeResults(t, layout.vectorC)}
+}`;
+}
+
+/**
+ * Sums the partial products of a split K in a fixed order (split 0 first): bindings 0 the
+ * [splits, total] partials, 1 the [total] result, 2 { total, splits }.
+ */
+export function splitSumShader(): string {
+  return `
+@group(0) @binding(0) var<storage, read> partial: array<f32>;
+@group(0) @binding(1) var<storage, read_write> result: array<f32>;
+struct Sizes { total: u32, splits: u32 };
+@group(0) @binding(2) var<uniform> sizes: Sizes;
+${FLAT_INDEX_WGSL}
+
+@compute @workgroup_size(${FLAT_WORKGROUP})
+fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+  let i = flatIndex(id, groups);
+  if (i >= sizes.total) { return; }
+  var sum = partial[i];
+  for (var s = 1u; s < sizes.splits; s++) { sum += partial[s * sizes.total + i]; }
+  result[i] = sum;
 }`;
 }

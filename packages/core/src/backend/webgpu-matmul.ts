@@ -1,12 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { InterleaveError } from '../errors.js';
-import { GpuKernelContext } from './gpu-dispatch.js';
+import { flatWorkgroups, GpuKernelContext } from './gpu-dispatch.js';
 import {
   MATMUL_TILINGS,
   type MatmulLayout,
   type MatmulTiling,
   matmulShader,
   matmulShaderKey,
+  splitSumShader,
   threadsOf,
   tileM,
   tileN,
@@ -33,29 +34,42 @@ import {
 export const MATMUL_MIN_OUTPUT_ELEMENTS = 2 ** 18;
 export const MATMUL_MIN_INNER = 64;
 
+/**
+ * A product with fewer output tiles than this splits K to reach it: about two resident
+ * workgroups on each of an H200's 132 multiprocessors. Weight gradients (e.g. xᵀ·dy: 256 × 1024
+ * outputs summed over 16,384 rows) are such products: unsplit, 32 workgroups walk K alone.
+ */
+export const MATMUL_TARGET_WORKGROUPS = 264;
+/** Each split keeps at least this much of K, so that the partial products' extra writes stay small. */
+export const MATMUL_MIN_K_PER_SPLIT = 256;
+
 export type MatmulKernelChoice = 'auto' | 'interleave' | 'tfjs';
 
 interface MatmulSettings {
   /** auto: ours above the thresholds; interleave: ours wherever it applies (tests); tfjs: never. */
   kernel: MatmulKernelChoice;
   tiling: MatmulTiling;
+  /** Whether products with few output tiles split K (on unless switched off for a comparison). */
+  splitK: boolean;
 }
 
 const DEFAULT_TILING = MATMUL_TILINGS[0] as MatmulTiling;
-let settings: MatmulSettings = { kernel: 'auto', tiling: DEFAULT_TILING };
+let settings: MatmulSettings = { kernel: 'auto', tiling: DEFAULT_TILING, splitK: true };
 
-/** How many BatchMatMul calls each kernel took since the last reset (for tests and the probe). */
-export const webgpuMatmulCounts = { interleave: 0, tfjs: 0 };
+/** How many BatchMatMul calls each kernel took (for tests and the probe); splitK: ours with K split. */
+export const webgpuMatmulCounts = { interleave: 0, tfjs: 0, splitK: 0 };
 
 export function matmulTilingNamed(name: string): MatmulTiling | undefined {
   return MATMUL_TILINGS.find((t) => t.name === name);
 }
 
 /** Overrides the kernel choice and tiling (tests, the probe); unset fields return to the defaults. */
-export function configureWebgpuMatmul(options: { kernel?: MatmulKernelChoice; tiling?: string } = {}): void {
+export function configureWebgpuMatmul(
+  options: { kernel?: MatmulKernelChoice; tiling?: string; splitK?: boolean } = {},
+): void {
   const tiling = options.tiling === undefined ? DEFAULT_TILING : matmulTilingNamed(options.tiling);
   if (tiling === undefined) throw new InterleaveError(unknownTiling(options.tiling as string));
-  settings = { kernel: options.kernel ?? 'auto', tiling };
+  settings = { kernel: options.kernel ?? 'auto', tiling, splitK: options.splitK ?? true };
 }
 
 function unknownTiling(name: string): string {
@@ -64,11 +78,11 @@ function unknownTiling(name: string): string {
 
 function settingsFromEnvironment(): MatmulSettings {
   const value = process.env.INTERLEAVE_MATMUL;
-  if (value === undefined || value === '') return { kernel: 'auto', tiling: DEFAULT_TILING };
-  if (value === 'tfjs') return { kernel: 'tfjs', tiling: DEFAULT_TILING };
+  if (value === undefined || value === '') return { kernel: 'auto', tiling: DEFAULT_TILING, splitK: true };
+  if (value === 'tfjs') return { kernel: 'tfjs', tiling: DEFAULT_TILING, splitK: true };
   const tiling = matmulTilingNamed(value);
   if (tiling === undefined) throw new InterleaveError(`INTERLEAVE_MATMUL=${value}: ${unknownTiling(value)}`);
-  return { kernel: 'auto', tiling };
+  return { kernel: 'auto', tiling, splitK: true };
 }
 
 let installed = false;
@@ -167,26 +181,52 @@ function tilingFor(context: GpuKernelContext): MatmulTiling {
   return fits(settings.tiling) ? settings.tiling : DEFAULT_TILING;
 }
 
+/** How many parts K is split into for a product of `tiles` output tiles (1: no split). */
+export function splitsOfK(tiles: number, k: number, tiling: MatmulTiling): { splits: number; kPerSplit: number } {
+  const wanted = Math.min(Math.ceil(MATMUL_TARGET_WORKGROUPS / tiles), Math.floor(k / MATMUL_MIN_K_PER_SPLIT));
+  if (!settings.splitK || wanted < 2) return { splits: 1, kPerSplit: k };
+  const kPerSplit = Math.ceil(k / wanted / tiling.tileK) * tiling.tileK;
+  return { splits: Math.ceil(k / kPerSplit), kPerSplit };
+}
+
 function productOnGpu({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): tf.TensorInfo | undefined {
   const { a, b } = inputs as Record<'a' | 'b', tf.TensorInfo>;
   const { transposeA, transposeB } = attrs as unknown as { transposeA: boolean; transposeB: boolean };
   const plan = planMatmul(a, b, transposeA, transposeB);
   if (plan === undefined) return undefined;
   const context = new GpuKernelContext(backend as tf.KernelBackend);
+  const { limits } = context;
   const tiling = tilingFor(context);
+  const tiles = plan.batch * Math.ceil(plan.n / tileN(tiling)) * Math.ceil(plan.m / tileM(tiling));
+  let { splits, kPerSplit } = splitsOfK(tiles, plan.k, tiling);
+  const outputFloats = plan.batch * plan.m * plan.n;
+  if (splits > 1 && splits * outputFloats * 4 > limits.maxStorageBufferBindingSize)
+    ({ splits, kPerSplit } = { splits: 1, kPerSplit: plan.k });
   const groups: [number, number, number] = [
     Math.ceil(plan.n / tileN(tiling)),
     Math.ceil(plan.m / tileM(tiling)),
-    plan.batch,
+    splits * plan.batch,
   ];
-  if (groups.some((count) => count > context.limits.maxComputeWorkgroupsPerDimension)) return undefined;
+  if (groups.some((count) => count > limits.maxComputeWorkgroupsPerDimension)) return undefined;
   const out = context.allocate(plan.outShape);
+  const target = splits > 1 ? context.allocate([splits * outputFloats]) : out;
   context.run({
     key: matmulShaderKey(tiling, plan.layout),
     shader: () => matmulShader(tiling, plan.layout),
-    bindings: [a, b, out],
-    uniforms: [plan.m, plan.n, plan.k, plan.strideA, plan.strideB],
+    bindings: [a, b, target],
+    uniforms: [plan.m, plan.n, plan.k, plan.strideA, plan.strideB, plan.batch, kPerSplit],
     workgroups: groups,
   });
+  if (target !== out) {
+    webgpuMatmulCounts.splitK++;
+    context.run({
+      key: 'InterleaveMatmulSplitSum',
+      shader: splitSumShader,
+      bindings: [target, out],
+      uniforms: [outputFloats, splits],
+      workgroups: flatWorkgroups(outputFloats, limits),
+    });
+    context.release(target);
+  }
   return out;
 }
