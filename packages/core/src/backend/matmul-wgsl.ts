@@ -50,8 +50,9 @@ function tiling(
   microN: number,
   tileK: number,
   doubleBuffer: boolean,
+  suffix = '',
 ) {
-  const name = `${threadsM * microM}x${threadsN * microN}k${tileK}${doubleBuffer ? 'db' : ''}`;
+  const name = `${threadsM * microM}x${threadsN * microN}k${tileK}${doubleBuffer ? 'db' : ''}${suffix}`;
   return { name, threadsM, threadsN, microM, microN, tileK, doubleBuffer } satisfies MatmulTiling;
 }
 
@@ -65,6 +66,10 @@ export const MATMUL_TILINGS: readonly MatmulTiling[] = [
   tiling(16, 16, 8, 8, 32, false), // 128×128, 32 KiB
   tiling(16, 16, 8, 4, 16, false), // 128×64, 12 KiB
   tiling(16, 16, 4, 4, 16, false), // 64×64, 8 KiB
+  tiling(8, 16, 8, 8, 8, false), // 64×128, 8 KiB
+  tiling(16, 8, 8, 16, 16, false, 't128'), // 128×128 with 128 threads of 8×16, 16 KiB
+  tiling(8, 32, 8, 8, 16, false), // 64×256 with 256 threads, 20 KiB
+  tiling(8, 8, 8, 8, 16, false, 't64'), // 64×64 with 64 threads of 8×8, 8 KiB
 ];
 
 export function tileM(t: MatmulTiling): number {
