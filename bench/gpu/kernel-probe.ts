@@ -128,12 +128,14 @@ const MATMUL_CASES: MatmulCase[] = [
 /**
  * `matmul[:kernel,kernel,...]`: TFLOP/s of each product in MATMUL_CASES for tfjs's kernel and
  * each of Interleave's tilings (all of MATMUL_TILINGS unless named), one line per (product,
- * kernel; `<tiling>-nosplit` without splitting K): the median of 3 timed rounds of 10 products after a warm-up round, each round ending
+ * kernel; `interleave`: the tiling picked by shape; `<tiling>-nosplit` without splitting K): the median of 3 timed rounds of 10 products after a warm-up round, each round ending
  * in one scalar read-back; and the largest |Δ| against tfjs's product.
  */
 async function matmul(kernels: string[]): Promise<void> {
   const choices =
-    kernels.length > 0 ? kernels : ['tfjs', ...MATMUL_TILINGS.map((t) => t.name), `${MATMUL_TILINGS[0]?.name}-nosplit`];
+    kernels.length > 0
+      ? kernels
+      : ['tfjs', 'interleave', ...MATMUL_TILINGS.map((t) => t.name), `${MATMUL_TILINGS[0]?.name}-nosplit`];
   const limits = (tf.backend() as unknown as { device: GPUDevice }).device.limits;
   report('matmul device limits', {
     maxComputeWorkgroupStorageSize: limits.maxComputeWorkgroupStorageSize,
@@ -145,11 +147,10 @@ async function matmul(kernels: string[]): Promise<void> {
     configureWebgpuMatmul({ kernel: 'tfjs' });
     const reference = tf.matMul(a, b, transposeA, transposeB);
     for (const choice of choices) {
-      // <tiling>-nosplit: the tiling without splitting K.
+      // interleave: ours with the tiling it picks by shape; <tiling>-nosplit: the tiling without splitting K.
       const tiling = choice.replace(/-nosplit$/, '');
-      configureWebgpuMatmul(
-        choice === 'tfjs' ? { kernel: 'tfjs' } : { kernel: 'interleave', tiling, splitK: tiling === choice },
-      );
+      if (choice === 'tfjs' || choice === 'interleave') configureWebgpuMatmul({ kernel: choice });
+      else configureWebgpuMatmul({ kernel: 'interleave', tiling, splitK: tiling === choice });
       const before = { ...webgpuMatmulCounts };
       const rounds: number[] = [];
       for (let round = 0; round < 4; round++) {

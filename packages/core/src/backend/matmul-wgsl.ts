@@ -56,7 +56,7 @@ function tiling(
   return { name, threadsM, threadsN, microM, microN, tileK, doubleBuffer } satisfies MatmulTiling;
 }
 
-/** The variants the probe times (bench/gpu/kernel-probe.ts `matmul`); the first is the default. */
+/** The variants the probe times (bench/gpu/kernel-probe.ts `matmul`); webgpu-matmul.ts picks two of them by shape. */
 export const MATMUL_TILINGS: readonly MatmulTiling[] = [
   tiling(8, 16, 8, 8, 16, false), // 64×128 with 128 threads, 12 KiB of workgroup memory
   tiling(8, 16, 8, 8, 32, false), // 64×128, 24 KiB (where the device allows over 16 KiB)

@@ -48,13 +48,22 @@ export type MatmulKernelChoice = 'auto' | 'interleave' | 'tfjs';
 interface MatmulSettings {
   /** auto: ours above the thresholds; interleave: ours wherever it applies (tests); tfjs: never. */
   kernel: MatmulKernelChoice;
-  tiling: MatmulTiling;
+  /** A tiling for every product (INTERLEAVE_MATMUL=<tiling>, the probe), or undefined: by shape (`tilingFor`). */
+  tiling: MatmulTiling | undefined;
   /** Whether products with few output tiles split K (on unless switched off for a comparison). */
   splitK: boolean;
 }
 
-const DEFAULT_TILING = MATMUL_TILINGS[0] as MatmulTiling;
-let settings: MatmulSettings = { kernel: 'auto', tiling: DEFAULT_TILING, splitK: true };
+/**
+ * The tilings picked by shape, from the H200 figures in docs/gpu.md: 128×128 tiles of 128 threads
+ * were fastest where a product has at least MATMUL_TARGET_WORKGROUPS / 2 of them (41.6 TFLOP/s
+ * at 4096², 40.1 on the tied head's dX); below that 64×128 tiles fill the GPU better (36.9 against
+ * 32.1 on the head's dW). DEFAULT_TILING needs the fewest resources and is the fallback where a
+ * device lacks the room for another.
+ */
+const LARGE_TILING = matmulTilingNamed('128x128k16t128') as MatmulTiling;
+const DEFAULT_TILING = matmulTilingNamed('64x128k16') as MatmulTiling;
+let settings: MatmulSettings = { kernel: 'auto', tiling: undefined, splitK: true };
 
 /** How many BatchMatMul calls each kernel took (for tests and the probe); splitK: ours with K split. */
 export const webgpuMatmulCounts = { interleave: 0, tfjs: 0, splitK: 0 };
@@ -67,8 +76,8 @@ export function matmulTilingNamed(name: string): MatmulTiling | undefined {
 export function configureWebgpuMatmul(
   options: { kernel?: MatmulKernelChoice; tiling?: string; splitK?: boolean } = {},
 ): void {
-  const tiling = options.tiling === undefined ? DEFAULT_TILING : matmulTilingNamed(options.tiling);
-  if (tiling === undefined) throw new InterleaveError(unknownTiling(options.tiling as string));
+  const tiling = options.tiling === undefined ? undefined : matmulTilingNamed(options.tiling);
+  if (options.tiling !== undefined && tiling === undefined) throw new InterleaveError(unknownTiling(options.tiling));
   settings = { kernel: options.kernel ?? 'auto', tiling, splitK: options.splitK ?? true };
 }
 
@@ -78,8 +87,8 @@ function unknownTiling(name: string): string {
 
 function settingsFromEnvironment(): MatmulSettings {
   const value = process.env.INTERLEAVE_MATMUL;
-  if (value === undefined || value === '') return { kernel: 'auto', tiling: DEFAULT_TILING, splitK: true };
-  if (value === 'tfjs') return { kernel: 'tfjs', tiling: DEFAULT_TILING, splitK: true };
+  if (value === undefined || value === '') return { kernel: 'auto', tiling: undefined, splitK: true };
+  if (value === 'tfjs') return { kernel: 'tfjs', tiling: undefined, splitK: true };
   const tiling = matmulTilingNamed(value);
   if (tiling === undefined) throw new InterleaveError(`INTERLEAVE_MATMUL=${value}: ${unknownTiling(value)}`);
   return { kernel: 'auto', tiling, splitK: true };
@@ -173,12 +182,14 @@ export function planMatmul(
   };
 }
 
-/** The tiling to run on this device: the chosen one, or the default where the device lacks room for it. */
-function tilingFor(context: GpuKernelContext): MatmulTiling {
+/** The tiling for this product on this device: the one asked for, else by shape; DEFAULT_TILING where the device lacks room. */
+function tilingFor(context: GpuKernelContext, plan: Plan): MatmulTiling {
   const { maxComputeWorkgroupStorageSize, maxComputeInvocationsPerWorkgroup } = context.limits;
   const fits = (t: MatmulTiling) =>
     workgroupBytes(t) <= maxComputeWorkgroupStorageSize && threadsOf(t) <= maxComputeInvocationsPerWorkgroup;
-  return fits(settings.tiling) ? settings.tiling : DEFAULT_TILING;
+  const largeTiles = plan.batch * Math.ceil(plan.m / tileM(LARGE_TILING)) * Math.ceil(plan.n / tileN(LARGE_TILING));
+  const wanted = settings.tiling ?? (largeTiles >= MATMUL_TARGET_WORKGROUPS / 2 ? LARGE_TILING : DEFAULT_TILING);
+  return fits(wanted) ? wanted : DEFAULT_TILING;
 }
 
 /** How many parts K is split into for a product of `tiles` output tiles (1: no split). */
@@ -196,7 +207,7 @@ function productOnGpu({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]):
   if (plan === undefined) return undefined;
   const context = new GpuKernelContext(backend as tf.KernelBackend);
   const { limits } = context;
-  const tiling = tilingFor(context);
+  const tiling = tilingFor(context, plan);
   const tiles = plan.batch * Math.ceil(plan.n / tileN(tiling)) * Math.ceil(plan.m / tileM(tiling));
   let { splits, kPerSplit } = splitsOfK(tiles, plan.k, tiling);
   const outputFloats = plan.batch * plan.m * plan.n;
