@@ -4,6 +4,7 @@ import {
   MATMUL_MIN_OUTPUT_ELEMENTS,
   MATMUL_TILINGS,
   SeededRandom,
+  selectBackend,
   webgpuMatmulCounts,
 } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
@@ -224,6 +225,15 @@ describe('which kernel takes a product', () => {
     const [m, k, n] = [600, 80, 600];
     await valuesOn('webgpu', operands([m, k], [k, n]), (a, b) => tf.matMul(a, b));
     expect(webgpuMatmulCounts).toEqual({ ...before, tfjs: before.tfjs + 1 });
+  });
+
+  it('rejects an INTERLEAVE_MATMUL that names no tiling, in one line, before any backend starts', async () => {
+    process.env.INTERLEAVE_MATMUL = '7x7';
+    try {
+      await expect(selectBackend('webgpu')).rejects.toThrow(/^INTERLEAVE_MATMUL=7x7: unknown matmul tiling '7x7'/);
+    } finally {
+      delete process.env.INTERLEAVE_MATMUL;
+    }
   });
 
   it('names the tilings when asked for one that does not exist', () => {

@@ -7,7 +7,7 @@ import { InterleaveError } from '../errors.js';
 import { limitWebgpuBufferPool } from './webgpu-buffer-pool.js';
 import { findGpuDevice, findSoftwareDevice, installNavigatorGpu } from './webgpu-device.js';
 import { watchWebgpuFailures } from './webgpu-failures.js';
-import { installWebgpuMatmul } from './webgpu-matmul.js';
+import { checkMatmulEnvironment, installWebgpuMatmul } from './webgpu-matmul.js';
 import { trackWebgpuMemory } from './webgpu-memory.js';
 
 export type BackendName = Exclude<BackendRequest, 'auto'>;
@@ -35,6 +35,7 @@ export async function selectBackend(request: BackendRequest, requestedBy = 'back
   const candidates = request === 'auto' ? autoOrder() : [request];
   const skipped: string[] = [];
   const disabled = backendNamesFromEnvironment('INTERLEAVE_DISABLE_BACKENDS');
+  checkMatmulEnvironment();
   for (const name of candidates) {
     const attempt = disabled.includes(name)
       ? fail(`switched off by INTERLEAVE_DISABLE_BACKENDS=${process.env.INTERLEAVE_DISABLE_BACKENDS}`)

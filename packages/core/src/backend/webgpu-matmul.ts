@@ -94,6 +94,11 @@ function settingsFromEnvironment(): MatmulSettings {
   return { kernel: 'auto', tiling, splitK: true };
 }
 
+/** Throws the one-line error for an INTERLEAVE_MATMUL value that names nothing (checked on every backend). */
+export function checkMatmulEnvironment(): void {
+  settingsFromEnvironment();
+}
+
 let installed = false;
 
 /**
