@@ -22,14 +22,15 @@ import {
  * `_FusedMatMul` (tf.fused.matMul) is left to tfjs: no Interleave model calls it.
  *
  * `INTERLEAVE_MATMUL=tfjs` keeps tfjs's kernel for every product (for A/B comparisons);
- * `INTERLEAVE_MATMUL=<tiling>` (a name from MATMUL_TILINGS, e.g. 128x128k8) picks a tiling.
+ * `INTERLEAVE_MATMUL=<tiling>` (a name from MATMUL_TILINGS, e.g. 64x128k16) pins one tiling.
  */
 
 /**
  * From this many output elements (batch · M · N) and this inner size on, the product is ours.
- * Below, a 128×128 tile leaves most of the GPU idle (2^18 = 512² is 16 such tiles, against 132
+ * Below, our tiles leave most of the GPU idle (2^18 = 512² is 32 tiles of 64×128, against 132
  * multiprocessors on an H200) and the product is cheap either way; tfjs-webgpu's 32×32 tiles,
- * split-K and reduction kernels are made for those shapes.
+ * split-K and reduction kernels are made for those shapes. Not tuned on the GPU: the H200 figures
+ * (docs/gpu.md) are all far above it.
  */
 export const MATMUL_MIN_OUTPUT_ELEMENTS = 2 ** 18;
 export const MATMUL_MIN_INNER = 64;
