@@ -1,4 +1,12 @@
-import { capabilitiesOf, LanguageModel, SeededRandom, selectBackend } from '@interleave/core';
+import {
+  capabilitiesOf,
+  configureWebgpuMatmul,
+  LanguageModel,
+  MATMUL_TILINGS,
+  SeededRandom,
+  selectBackend,
+  webgpuMatmulCounts,
+} from '@interleave/core';
 import { prepareRun, Trainer } from '@interleave/train';
 import * as tf from '@tensorflow/tfjs';
 import { type AttentionPath, causalAttention } from '../../packages/blocks/src/ops/banded-attention.js';
@@ -7,8 +15,8 @@ import { type ScanImplementation, selectiveScan } from '../../packages/blocks/sr
 
 /**
  * GPU figures for docs/gpu.md ("Speed: kernels and per-op cost"), one JSON line per figure:
- *   node kernel-probe.mjs [tinyop] [dawncalls] [matmul] [scan] [scan-kernels] [recurrence] [swa]
- *                         [hybrid[:batch[:seq_len]]]
+ *   node kernel-probe.mjs [tinyop] [dawncalls] [matmul[:kernel,...]] [use-matmul:<tfjs|auto|tiling>]
+ *                         [scan] [scan-kernels] [recurrence] [swa] [hybrid[:batch[:seq_len]]]
  *                         [step:<config>[:key=value,...]] ...
  * `flags:NAME=value,...` sets tfjs environment flags for the phases after it (e.g.
  * `flags:WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=1000`), so flag A/Bs run in one process.
@@ -171,26 +179,92 @@ struct Dims { n: u32 };
   for (const buffer of [a, b, uniform]) buffer.destroy();
 }
 
-async function matmul(): Promise<void> {
-  const n = 4096;
-  const a = tf.randomNormal([n, n]);
-  const b = tf.randomNormal([n, n]);
-  for (let round = 0; round < 4; round++) {
-    const start = performance.now();
-    const products: tf.Tensor[] = [];
-    for (let i = 0; i < 10; i++) products.push(tf.matMul(a, b));
-    // One scalar read-back at the end: the 64 MiB products stay on the GPU.
-    // (tfjs-webgpu's addN of more than 7 tensors binds more storage buffers than a device allows by default.)
-    const probe = products.reduce(
-      (sum: tf.Tensor, p) => tf.tidy(() => sum.add(p.slice([0, 0], [1, 1]))),
-      tf.zeros([1, 1]),
-    );
-    await probe.data();
-    const seconds = (performance.now() - start) / 1000;
-    tf.dispose([...products, probe]);
-    if (round > 0) report('matmul 4096² fp32', { tflops: (10 * 2 * n ** 3) / seconds / 1e12 });
+interface MatmulCase {
+  /** What the product is in the reference hybrid at B16 × L1024 (16,384 rows, d_model 256, vocab 8192). */
+  what: string;
+  m: number;
+  k: number;
+  n: number;
+  transposeA?: boolean;
+  transposeB?: boolean;
+}
+
+const MATMUL_CASES: MatmulCase[] = [
+  { what: 'square 4096²', m: 4096, k: 4096, n: 4096 },
+  { what: 'tied head: hidden · embeddingᵀ', m: 16384, k: 256, n: 8192 },
+  { what: 'tied head dX: dlogits · embedding', m: 16384, k: 8192, n: 256 },
+  { what: 'tied head dX as tfjs’s gradient (transposeB)', m: 16384, k: 8192, n: 256, transposeB: true },
+  { what: 'tied head dW: hiddenᵀ · dlogits', m: 256, k: 16384, n: 8192 },
+  { what: 'tied head dW as tfjs’s gradient (transposeA)', m: 256, k: 16384, n: 8192, transposeA: true },
+  { what: 'MLP up / Mamba in_proj', m: 16384, k: 256, n: 1024 },
+  { what: 'MLP down', m: 16384, k: 1024, n: 256 },
+  { what: 'MLP up dW: xᵀ · dy', m: 256, k: 16384, n: 1024 },
+];
+
+/**
+ * `matmul[:kernel,kernel,...]`: TFLOP/s of each product in MATMUL_CASES for tfjs's kernel and
+ * each of Interleave's tilings (all of MATMUL_TILINGS unless named), one line per (product,
+ * kernel; `interleave`: the tiling picked by shape; `<tiling>-nosplit` without splitting K): the median of 3 timed rounds of 10 products after a warm-up round, each round ending
+ * in one scalar read-back; and the largest |Δ| against tfjs's product.
+ */
+async function matmul(kernels: string[]): Promise<void> {
+  const choices =
+    kernels.length > 0
+      ? kernels
+      : ['tfjs', 'interleave', ...MATMUL_TILINGS.map((t) => t.name), `${MATMUL_TILINGS[0]?.name}-nosplit`];
+  const limits = (tf.backend() as unknown as { device: GPUDevice }).device.limits;
+  report('matmul device limits', {
+    maxComputeWorkgroupStorageSize: limits.maxComputeWorkgroupStorageSize,
+    maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup,
+  });
+  for (const { what, m, k, n, transposeA = false, transposeB = false } of MATMUL_CASES) {
+    const a = tf.randomNormal(transposeA ? [k, m] : [m, k]);
+    const b = tf.randomNormal(transposeB ? [n, k] : [k, n]);
+    configureWebgpuMatmul({ kernel: 'tfjs' });
+    const reference = tf.matMul(a, b, transposeA, transposeB);
+    for (const choice of choices) {
+      // interleave: ours with the tiling it picks by shape; <tiling>-nosplit: the tiling without splitting K.
+      const tiling = choice.replace(/-nosplit$/, '');
+      if (choice === 'tfjs' || choice === 'interleave') configureWebgpuMatmul({ kernel: choice });
+      else configureWebgpuMatmul({ kernel: 'interleave', tiling, splitK: tiling === choice });
+      const before = { ...webgpuMatmulCounts };
+      const rounds: number[] = [];
+      for (let round = 0; round < 4; round++) {
+        const start = performance.now();
+        const products: tf.Tensor[] = [];
+        for (let i = 0; i < 10; i++) products.push(tf.matMul(a, b, transposeA, transposeB));
+        // One scalar read-back at the end: the products stay on the GPU.
+        // (tfjs-webgpu's addN of more than 7 tensors binds more storage buffers than a device allows by default.)
+        const probe = tf.tidy(() =>
+          products.reduce((sum: tf.Tensor, p) => sum.add(p.slice([0, 0], [1, 1])), tf.zeros([1, 1])),
+        );
+        await probe.data();
+        const seconds = (performance.now() - start) / 1000;
+        tf.dispose([...products, probe]);
+        if (round > 0) rounds.push((10 * 2 * m * n * k) / seconds / 1e12);
+      }
+      const ran =
+        choice === 'tfjs' ? 'tfjs' : webgpuMatmulCounts.interleave > before.interleave ? choice : 'tfjs (fallback)';
+      const splitK = webgpuMatmulCounts.splitK > before.splitK;
+      const difference = tf.tidy(() => tf.matMul(a, b, transposeA, transposeB).sub(reference).abs().max());
+      const maxAbsDiffVsTfjs = (await difference.data())[0];
+      difference.dispose();
+      const sorted = [...rounds].sort((x, y) => x - y);
+      report('matmul fp32', {
+        what,
+        mkn: [m, k, n],
+        transposeA,
+        transposeB,
+        kernel: ran,
+        splitK,
+        tflops: sorted[1],
+        rounds: rounds.map((r) => Math.round(r * 100) / 100),
+        maxAbsDiffVsTfjs,
+      });
+    }
+    tf.dispose([a, b, reference]);
   }
-  tf.dispose([a, b]);
+  configureWebgpuMatmul();
 }
 
 async function scan(): Promise<void> {
@@ -479,8 +553,13 @@ async function main(): Promise<void> {
     try {
       if (phase === 'tinyop') await tinyOps();
       else if (phase === 'dawncalls') await dawnCalls();
-      else if (phase === 'matmul') await matmul();
-      else if (phase === 'scan') await scan();
+      else if (phase === 'matmul' || phase.startsWith('matmul:'))
+        await matmul(phase.split(':')[1]?.split(',').filter(Boolean) ?? []);
+      else if (phase.startsWith('use-matmul:')) {
+        // Sets the matmul kernel for the phases after it: use-matmul:tfjs, use-matmul:<tiling>, use-matmul:auto.
+        const choice = phase.slice('use-matmul:'.length);
+        configureWebgpuMatmul(choice === 'tfjs' || choice === 'auto' ? { kernel: choice } : { tiling: choice });
+      } else if (phase === 'scan') await scan();
       else if (phase === 'scan-kernels') await scanKernels();
       else if (phase === 'recurrence') await recurrence();
       else if (phase.startsWith('flags:')) setFlags(phase.slice('flags:'.length));

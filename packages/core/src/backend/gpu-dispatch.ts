@@ -38,6 +38,8 @@ interface GpuDevice {
     readonly maxStorageBufferBindingSize: number;
     readonly maxStorageBuffersPerShaderStage: number;
     readonly maxComputeWorkgroupsPerDimension: number;
+    readonly maxComputeWorkgroupStorageSize: number;
+    readonly maxComputeInvocationsPerWorkgroup: number;
   };
   createShaderModule(descriptor: { code: string; label?: string }): unknown;
   createComputePipeline(descriptor: object): GpuPipeline;

@@ -7,6 +7,7 @@ import { InterleaveError } from '../errors.js';
 import { limitWebgpuBufferPool } from './webgpu-buffer-pool.js';
 import { findGpuDevice, findSoftwareDevice, installNavigatorGpu } from './webgpu-device.js';
 import { watchWebgpuFailures } from './webgpu-failures.js';
+import { checkMatmulEnvironment, installWebgpuMatmul } from './webgpu-matmul.js';
 import { trackWebgpuMemory } from './webgpu-memory.js';
 import { reduceWebgpuPerOpCost } from './webgpu-per-op.js';
 
@@ -35,6 +36,7 @@ export async function selectBackend(request: BackendRequest, requestedBy = 'back
   const candidates = request === 'auto' ? autoOrder() : [request];
   const skipped: string[] = [];
   const disabled = backendNamesFromEnvironment('INTERLEAVE_DISABLE_BACKENDS');
+  checkMatmulEnvironment();
   for (const name of candidates) {
     const attempt = disabled.includes(name)
       ? fail(`switched off by INTERLEAVE_DISABLE_BACKENDS=${process.env.INTERLEAVE_DISABLE_BACKENDS}`)
@@ -181,6 +183,7 @@ async function startWebgpu(named: boolean): Promise<Attempt> {
     watchWebgpuFailures(webgpu);
     limitWebgpuBufferPool(tf.backend());
     reduceWebgpuPerOpCost(webgpu);
+    installWebgpuMatmul();
     trackWebgpuMemory(webgpu.device);
     // Named, and given the software device: say once why there was no GPU.
     if (!hardware.found && !toldNoGpu)
