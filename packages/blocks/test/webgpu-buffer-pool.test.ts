@@ -31,6 +31,7 @@ beforeAll(async () => {
   limitWebgpuBufferPool({ bufferManager: manager } as unknown as tf.KernelBackend, {
     idleBytesBeforeEviction: 0,
     staleAfterAcquisitions: 4,
+    idleBytesCap: Number.POSITIVE_INFINITY,
   });
 });
 
@@ -53,5 +54,31 @@ describe('the webgpu buffer pool limit', () => {
     const again = manager.acquireBuffer(1024, STORAGE);
     expect(manager.numBytesAllocated).toBe(1024 + 1792 + 2048);
     manager.releaseBuffer(again);
+  });
+
+  it('caps idle bytes, destroying the sizes asked for least recently first', () => {
+    const backend = tf.backend() as unknown as { device: unknown; bufferManager: BufferManager };
+    const BufferManagerClass = backend.bufferManager.constructor as new (device: unknown) => BufferManager;
+    const capped = new BufferManagerClass(backend.device);
+    // Staleness never triggers here: only the cap can evict.
+    limitWebgpuBufferPool({ bufferManager: capped } as unknown as tf.KernelBackend, {
+      idleBytesBeforeEviction: Number.POSITIVE_INFINITY,
+      staleAfterAcquisitions: Number.POSITIVE_INFINITY,
+      idleBytesCap: 4 * MiB,
+    });
+    // Sizes asked for in the order 1, 2, 3 MiB, all idle: 6 MiB over a 4 MiB cap.
+    const held = [1, 2, 3].map((mib) => capped.acquireBuffer(mib * MiB, STORAGE));
+    for (const buffer of held) capped.releaseBuffer(buffer);
+    expect(capped.numBytesAllocated).toBe(6 * MiB);
+    // A miss: the 1 and 2 MiB buffers go (idle 3 MiB ≤ the cap), the 3 MiB one stays pooled.
+    const fresh = capped.acquireBuffer(256, STORAGE);
+    expect(capped.numBytesAllocated).toBe(3 * MiB + 256);
+    expect(capped.numFreeBuffers).toBe(1);
+    const reused = capped.acquireBuffer(3 * MiB, STORAGE);
+    expect(capped.numBytesAllocated).toBe(3 * MiB + 256);
+    // A hit never evicts, whatever the idle bytes.
+    capped.releaseBuffer(reused);
+    capped.releaseBuffer(fresh);
+    expect(capped.numFreeBuffers).toBe(2);
   });
 });

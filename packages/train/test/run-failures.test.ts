@@ -81,6 +81,29 @@ describe('a run that stops making sense fails', () => {
     expect(message).not.toContain('\n');
     expect(run.status).toBe('FAILED');
   });
+
+  it('on webgpu, fails an evaluation whose step form hits a GPU validation error, naming it', async () => {
+    const { message, run } = await failingRun(`name: failure
+seed: 2
+backend: webgpu
+plugins: [${PLUGIN}]
+model:
+  vocab_size: 16
+  d_model: 8
+  layers:
+    - { block: oversized_binding, where: step }
+    - { block: swa, window: 4, heads: 2 }
+task: { name: induction_heads, seq_len: 16, vocab: 16, test_examples: 4 }
+train: { batch_size: 4, steps: 2, eval_every: null, optimizer: { name: adamw, lr: 1.0e-3 }, log_every: 1 }
+evals: [{ task: induction_extrapolation, lengths: [8], examples: 4, batch_size: 4 }]
+tracking: { uri: ./mlruns, experiment: failure }
+`);
+    expect(message).toMatch(
+      /^webgpu failed during evaluation, in FillProgram \(no inputs → \[\d+\]\): GPUValidationError: /,
+    );
+    expect(message).not.toContain('\n');
+    expect(run.status).toBe('FAILED');
+  });
 });
 
 /** The run's folder in the file store: its artifact folder's parent. */

@@ -9,15 +9,26 @@ import type * as tf from '@tensorflow/tfjs';
  * buffers hold more than `idleBytesBeforeEviction`, the idle buffers of sizes not asked for in the
  * last `staleAfterAcquisitions` acquisitions are destroyed. Sizes a loop uses every step are never
  * stale, so a steady training loop keeps its pool.
+ *
+ * A loop whose sizes change every iteration never lets a size go stale in that sense: attention's
+ * step form grows its key/value cache by one position per token, so every token asks for new
+ * sizes and leaves the old ones idle — at batch 1,000 that filled the H200's 141 GB before 1,024
+ * tokens (docs/gpu.md). So idle buffers are also capped: when a buffer must be created while idle
+ * buffers hold more than `idleBytesCap`, the sizes asked for least recently are destroyed first
+ * until they hold no more than the cap.
  */
 export interface BufferPoolLimits {
   idleBytesBeforeEviction: number;
   staleAfterAcquisitions: number;
+  idleBytesCap: number;
 }
 
 export const DEFAULT_BUFFER_POOL_LIMITS: BufferPoolLimits = {
   idleBytesBeforeEviction: 2 ** 30,
   staleAfterAcquisitions: 200_000,
+  // Above the idle bytes of every training step measured on the H200 (3.2 GiB for the reference
+  // hybrid at B16 L1024), so a steady loop keeps its whole pool.
+  idleBytesCap: 8 * 2 ** 30,
 };
 
 interface PooledBuffer {
@@ -55,7 +66,10 @@ export function limitWebgpuBufferPool(backend: tf.KernelBackend, limits = DEFAUL
     lastAsked.set(key, acquisitions);
     const idle = manager.freeBuffers.get(key)?.length ?? 0;
     if (reuse && idle > 0) idleBytes -= size;
-    else if (idleBytes > limits.idleBytesBeforeEviction) evictStale();
+    else {
+      if (idleBytes > limits.idleBytesBeforeEviction) evictStale();
+      if (idleBytes > limits.idleBytesCap) evictLeastRecentlyAsked();
+    }
     return acquire(size, usage, mappedAtCreation, reuse);
   };
 
@@ -68,15 +82,30 @@ export function limitWebgpuBufferPool(backend: tf.KernelBackend, limits = DEFAUL
   function evictStale(): void {
     for (const [key, buffers] of manager.freeBuffers) {
       if (buffers.length === 0 || acquisitions - (lastAsked.get(key) ?? 0) < limits.staleAfterAcquisitions) continue;
-      for (const buffer of buffers) {
-        // A buffer in the pool is no longer referenced by unsubmitted work; WebGPU defers the
-        // actual release until submitted work that used it has finished.
-        buffer.destroy();
-        manager.numBytesAllocated -= buffer.size;
-        manager.numFreeBuffers--;
-        idleBytes -= buffer.size;
-      }
-      buffers.length = 0;
+      destroyIdle(buffers, 0);
+    }
+  }
+
+  function evictLeastRecentlyAsked(): void {
+    const keys = [...manager.freeBuffers.entries()]
+      .filter(([, buffers]) => buffers.length > 0)
+      .sort(([a], [b]) => (lastAsked.get(a) ?? 0) - (lastAsked.get(b) ?? 0));
+    for (const [, buffers] of keys) {
+      if (idleBytes <= limits.idleBytesCap) return;
+      destroyIdle(buffers, limits.idleBytesCap);
+    }
+  }
+
+  /** Destroys `buffers` (idle, of one size) from the end until idle bytes are down to `floor`. */
+  function destroyIdle(buffers: PooledBuffer[], floor: number): void {
+    while (buffers.length > 0 && idleBytes > floor) {
+      const buffer = buffers.pop() as PooledBuffer;
+      // A buffer in the pool is no longer referenced by unsubmitted work; WebGPU defers the
+      // actual release until submitted work that used it has finished.
+      buffer.destroy();
+      manager.numBytesAllocated -= buffer.size;
+      manager.numFreeBuffers--;
+      idleBytes -= buffer.size;
     }
   }
 }

@@ -69,11 +69,21 @@ export function watchWebgpuFailures(backend: unknown): void {
  * program with which shapes, during what (`training step 12`). A no-op when none happened.
  */
 export function throwIfWebgpuFailed(during: string): void {
+  const failed = takeWebgpuFailure(during);
+  if (failed !== undefined) throw failed;
+}
+
+/**
+ * The first GPU failure since the last check as the error `throwIfWebgpuFailed` would throw, or
+ * undefined; for a caller that already holds another error (e.g. a read-back that rejected with
+ * an empty message because the device ran out of memory) and must report the cause instead.
+ */
+export function takeWebgpuFailure(during: string): InterleaveError | undefined {
   const found = failure;
-  if (found === undefined) return;
+  if (found === undefined) return undefined;
   failure = undefined;
   const after = found.later > 0 ? ` (and ${found.later} more GPU error${found.later === 1 ? '' : 's'} after it)` : '';
-  throw new InterleaveError(`webgpu failed during ${during}, in ${found.operation}: ${found.what}${after}`);
+  return new InterleaveError(`webgpu failed during ${during}, in ${found.operation}: ${found.what}${after}`);
 }
 
 function record(what: string): void {

@@ -1,4 +1,10 @@
-import type { LanguageModel, MixerState, ModelState, TokenBatch } from '@interleave/core';
+import {
+  type LanguageModel,
+  type MixerState,
+  type ModelState,
+  type TokenBatch,
+  throwIfWebgpuFailed,
+} from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 
 /**
@@ -61,7 +67,14 @@ export async function lastPredictionsByStep(
  */
 async function readInt32(tensor: tf.Tensor): Promise<Int32Array> {
   try {
-    return (await tensor.data()) as Int32Array;
+    const values = (await tensor.data()) as Int32Array;
+    // The values were computed by everything recorded since the last check: a GPU failure among
+    // them (an out-of-memory, a binding over the device's limit) makes them garbage.
+    throwIfWebgpuFailed('evaluation');
+    return values;
+  } catch (error) {
+    throwIfWebgpuFailed('evaluation');
+    throw error;
   } finally {
     tensor.dispose();
   }

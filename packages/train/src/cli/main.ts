@@ -1,4 +1,4 @@
-import { explainMissingKernel, InterleaveError } from '@interleave/core';
+import { explainMissingKernel, InterleaveError, takeWebgpuFailure } from '@interleave/core';
 import type { Command } from './command.js';
 import { evalCommand } from './commands/eval.js';
 import { exportCommand } from './commands/export.js';
@@ -65,7 +65,10 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (thrown: unknown) => {
-    const error = explainMissingKernel(thrown) ?? explainFileError(thrown) ?? thrown;
+    // A GPU failure recorded before the throw is its cause (a read-back after an out-of-memory
+    // rejects with an empty message): report the failure, not the symptom.
+    const error =
+      takeWebgpuFailure('this command') ?? explainMissingKernel(thrown) ?? explainFileError(thrown) ?? thrown;
     if (error instanceof InterleaveError) {
       process.stderr.write(`interleave: ${error.message}\n`);
     } else {
