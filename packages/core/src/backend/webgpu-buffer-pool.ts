@@ -12,8 +12,9 @@ import type * as tf from '@tensorflow/tfjs';
  *
  * A loop whose sizes change every iteration never lets a size go stale in that sense: attention's
  * step form grows its key/value cache by one position per token, so every token asks for new
- * sizes and leaves the old ones idle — at batch 1,000 that filled the H200's 141 GB before 1,024
- * tokens (docs/gpu.md). So idle buffers are also capped: when a buffer must be created while idle
+ * sizes and leaves the old ones idle — at batch 1,000 on the order of an H200's 141 GB by 1,024
+ * tokens (the likely cause of an evaluation that stopped there; docs/reproductions.md, section 3).
+ * So idle buffers are also capped: when a buffer must be created while idle
  * buffers hold more than `idleBytesCap`, the sizes asked for least recently are destroyed first
  * until they hold no more than the cap.
  */
