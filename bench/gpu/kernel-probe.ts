@@ -3,6 +3,7 @@ import {
   configureWebgpuMatmul,
   LanguageModel,
   MATMUL_TILINGS,
+  recordWebgpuStep,
   SeededRandom,
   selectBackend,
   webgpuMatmulCounts,
@@ -106,6 +107,45 @@ async function tinyOps(): Promise<void> {
     base.dispose();
   }
   tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', configured);
+  await replayedTinyOps();
+}
+
+/** The same chain recorded once and replayed (core's webgpu-step-replay.ts): Dawn's cost per dispatch. */
+async function replayedTinyOps(): Promise<void> {
+  const base = tf.randomUniform([1024]);
+  const chain = () => {
+    let x = tf.add(base, 0);
+    for (let i = 1; i < 500; i++) {
+      const next = tf.add(x, base);
+      x.dispose();
+      x = next;
+    }
+    return { value: undefined, output: x };
+  };
+  let output: tf.Tensor | undefined;
+  const { plan, refusal } = recordWebgpuStep({ inputs: [], state: [] }, () => {
+    const result = chain();
+    output = result.output;
+    return result;
+  });
+  if (plan === undefined) {
+    report('tiny op replayed', { refusal });
+  } else {
+    for (let round = 0; round < 5; round++) {
+      const start = performance.now();
+      await plan.replay([]);
+      const done = performance.now();
+      if (round > 0) {
+        report('tiny op replayed (the chain of 500 adds recorded once)', {
+          dispatches: plan.dispatchCount,
+          usPerOpTotal: ((done - start) * 1000) / plan.dispatchCount,
+        });
+      }
+    }
+    plan.dispose();
+  }
+  output?.dispose();
+  base.dispose();
 }
 
 /**
@@ -466,6 +506,7 @@ async function hybrid(batch: number, length?: number): Promise<void> {
       loss: metrics.loss,
       peakAllocatedGiB: peakAllocated / GiB,
       peakUsedGiB: peakUsed / GiB,
+      stepReplay: trainer.stepReplayStatus,
     });
   }
   trainer.dispose();
@@ -505,6 +546,8 @@ async function profileStep(configFile: string, overrides: string[]): Promise<voi
     tokensPerSecond: tokens / (medianMs / 1000),
     peakAllocatedGiB: peakAllocated / GiB,
     peakUsedGiB: peakUsed / GiB,
+    // A replayed step runs no tfjs kernels: the profile below lists them only with step_replay off.
+    stepReplay: trainer.stepReplayStatus,
   });
   const profileStart = performance.now();
   const info = await tf.profile(async () => {

@@ -22,6 +22,7 @@ export const tinyTrainConfig: TrainConfig = {
   checkpoint_every: null,
   log_every: 10,
   activation_checkpointing: 'none',
+  step_replay: 'auto',
 };
 
 /** A two-layer Mamba + SWA model with MLPs on a small MQAR task: every code path of a step. */

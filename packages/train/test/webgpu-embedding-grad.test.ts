@@ -1,4 +1,4 @@
-import { capabilitiesOf, embeddingLookup, selectBackend, tokenRuns } from '@interleave/core';
+import { capabilitiesOf, embeddingLookup, pieceCapacity, selectBackend, tokenRuns } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { startWebgpuBackend } from '../../blocks/test/support/webgpu-device.js';
@@ -47,6 +47,9 @@ describe('tokenRuns', () => {
     const runs = tokenRuns(ids, 4);
     expect(Array.from(runs.order.slice(0, 6))).toEqual([1, 5, 4, 6, 7, 8]);
     expect(Array.from(runs.rowPieces)).toEqual([0, 1, 4, 5, 5]);
+    // 76 ids over 4 tokens can need at most ⌈76/32⌉ + 4 = 7 pieces; the unused ones are empty.
+    expect(runs.pieces.length).toBe(2 * pieceCapacity(ids.length, 4));
+    expect(pieceCapacity(ids.length, 4)).toBe(7);
     const pieces = Array.from({ length: runs.pieces.length / 2 }, (_, p) => [
       runs.pieces[2 * p],
       runs.pieces[2 * p + 1],
@@ -57,6 +60,8 @@ describe('tokenRuns', () => {
       [34, 66],
       [66, 73],
       [73, 76],
+      [0, 0],
+      [0, 0],
     ]);
   });
 });

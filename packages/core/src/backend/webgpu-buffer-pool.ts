@@ -32,7 +32,7 @@ export const DEFAULT_BUFFER_POOL_LIMITS: BufferPoolLimits = {
   idleBytesCap: 8 * 2 ** 30,
 };
 
-interface PooledBuffer {
+export interface PooledBuffer {
   readonly size: number;
   readonly usage: number;
   destroy(): void;
@@ -49,6 +49,38 @@ interface BufferManagerInternals {
 
 const limited = new WeakSet<object>();
 
+/**
+ * How a recorded training step (webgpu-step-replay.ts) keeps the buffers its commands use out of
+ * the pool: it sees every acquisition and release while it records, may keep a release for itself
+ * (`true`), and takes idle buffers out of the pool once recording ends.
+ */
+export interface PoolObserver {
+  acquired(buffer: PooledBuffer): void;
+  /** Returns true to keep the buffer (the pool does not see it); false to release it as usual. */
+  releasing(buffer: PooledBuffer, reuse: boolean): boolean;
+}
+
+export interface PoolControl {
+  /** Observers in order; the first that keeps a release wins. */
+  readonly observers: Set<PoolObserver>;
+  /** While true, no idle buffer is destroyed (a recording may still name it). */
+  evictionPaused: boolean;
+  /** Removes these buffers from the idle lists; returns those found (now owned by the caller). */
+  claimIdle(buffers: ReadonlySet<object>): PooledBuffer[];
+  /** Releases a buffer the pool did not see released (kept by an observer), past the observers. */
+  releaseKept(buffer: PooledBuffer, reuse: boolean): void;
+  /** Destroys a claimed buffer (it is no longer in the pool's lists). */
+  destroyClaimed(buffer: PooledBuffer): void;
+}
+
+const controls = new WeakMap<object, PoolControl>();
+
+/** The control of the backend's limited pool, or undefined when `limitWebgpuBufferPool` did not run. */
+export function webgpuPoolControl(backend: unknown): PoolControl | undefined {
+  const manager = (backend as { bufferManager?: object }).bufferManager;
+  return manager === undefined ? undefined : controls.get(manager);
+}
+
 /** Installs the eviction policy on the webgpu backend's buffer pool (once per backend). */
 export function limitWebgpuBufferPool(backend: tf.KernelBackend, limits = DEFAULT_BUFFER_POOL_LIMITS): void {
   const found = (backend as unknown as { bufferManager?: BufferManagerInternals }).bufferManager;
@@ -61,24 +93,58 @@ export function limitWebgpuBufferPool(backend: tf.KernelBackend, limits = DEFAUL
   const acquire = manager.acquireBuffer.bind(manager);
   const release = manager.releaseBuffer.bind(manager);
 
+  const control: PoolControl = {
+    observers: new Set(),
+    evictionPaused: false,
+    claimIdle(buffers) {
+      const claimed: PooledBuffer[] = [];
+      for (const idle of manager.freeBuffers.values()) {
+        for (let i = idle.length - 1; i >= 0; i--) {
+          const buffer = idle[i] as PooledBuffer;
+          if (!buffers.has(buffer)) continue;
+          idle.splice(i, 1);
+          manager.numFreeBuffers--;
+          idleBytes -= buffer.size;
+          claimed.push(buffer);
+        }
+      }
+      return claimed;
+    },
+    releaseKept(buffer, reuse) {
+      releaseToPool(buffer, reuse);
+    },
+    destroyClaimed(buffer) {
+      buffer.destroy();
+      manager.numBytesAllocated -= buffer.size;
+    },
+  };
+  controls.set(manager, control);
+
   manager.acquireBuffer = (size, usage, mappedAtCreation = false, reuse = true) => {
     const key = `${size}_${usage}`;
     acquisitions++;
     lastAsked.set(key, acquisitions);
     const idle = manager.freeBuffers.get(key)?.length ?? 0;
     if (reuse && idle > 0) idleBytes -= size;
-    else {
+    else if (!control.evictionPaused) {
       if (idleBytes > limits.idleBytesBeforeEviction) evictStale();
       if (idleBytes > limits.idleBytesCap) evictLeastRecentlyAsked();
     }
-    return acquire(size, usage, mappedAtCreation, reuse);
+    const buffer = acquire(size, usage, mappedAtCreation, reuse);
+    for (const observer of control.observers) observer.acquired(buffer);
+    return buffer;
   };
 
   manager.releaseBuffer = (buffer, reuse = true) => {
+    for (const observer of control.observers) if (observer.releasing(buffer, reuse)) return;
+    releaseToPool(buffer, reuse);
+  };
+
+  function releaseToPool(buffer: PooledBuffer, reuse: boolean): void {
     const before = manager.numFreeBuffers;
     release(buffer, reuse);
     if (manager.numFreeBuffers > before) idleBytes += buffer.size;
-  };
+  }
 
   function evictStale(): void {
     for (const [key, buffers] of manager.freeBuffers) {

@@ -146,6 +146,9 @@ class UniformArena {
       );
       offset = 0;
     }
+    // Padding keeps no bytes of earlier uniforms: a recorded step (webgpu-step-replay.ts) compares
+    // the arena bytes of two steps and must see only the fields.
+    new Uint8Array(this.mirror, this.used, offset + layout.size - this.used).fill(0);
     fields.forEach((field, i) => {
       const start = offset + (layout.offsets[i] ?? 0);
       const data = field.data.length === 0 ? [1] : field.data;

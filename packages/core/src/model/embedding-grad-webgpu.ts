@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { FLAT_INDEX_WGSL, flatWorkgroups, GpuKernelContext } from '../backend/gpu-dispatch.js';
+import { noteDerivedUpload } from '../backend/webgpu-step-replay.js';
+import { InterleaveError } from '../errors.js';
 
 /**
  * The embedding table's gradient on webgpu: dTable[v] = Σ dy[i] over the positions i whose token
@@ -27,10 +29,22 @@ const PIECE = 32;
 export interface TokenRuns {
   /** Positions sorted by token (stable): [N]. */
   order: Int32Array;
-  /** [P·2]: piece p covers order[pieces[2p] .. pieces[2p+1]). */
+  /**
+   * [P·2]: piece p covers order[pieces[2p] .. pieces[2p+1]). P is the most pieces any ids of this
+   * length and vocabulary can need (`pieceCapacity`), the unused ones empty, so the kernels'
+   * shapes do not depend on the data and a recorded step can be replayed on the next batch.
+   */
   pieces: Int32Array;
   /** [V + 1]: row v's pieces are rowPieces[v] .. rowPieces[v+1]. */
   rowPieces: Int32Array;
+}
+
+/**
+ * The most pieces `n` ids over `vocab` tokens can cut into: Σ⌈cᵥ/PIECE⌉ ≤ Σ(⌊cᵥ/PIECE⌋ + 1) over
+ * the tokens present, at most ⌈n/PIECE⌉ + min(vocab, n).
+ */
+export function pieceCapacity(n: number, vocab: number): number {
+  return Math.max(1, Math.ceil(n / PIECE) + Math.min(vocab, n));
 }
 
 /** Sorts positions by token and cuts each token's run into pieces (CPU, O(N + V)). */
@@ -57,7 +71,7 @@ export function tokenRuns(ids: ArrayLike<number>, vocab: number): TokenRuns {
     order[cursor[token] as number] = i;
     cursor[token] = (cursor[token] as number) + 1;
   }
-  const pieces = new Int32Array(Math.max(1, pieceCount) * 2);
+  const pieces = new Int32Array(pieceCapacity(ids.length, vocab) * 2);
   let piece = 0;
   for (let v = 0; v < vocab; v++) {
     const end = cursor[v] as number;
@@ -160,8 +174,12 @@ export function valuesStillOnCpu(tensor: tf.Tensor): ArrayLike<number> | undefin
   return values instanceof Int32Array ? values : undefined;
 }
 
-/** dTable [V, D] from dy [..., D] and the runs of the lookup's token ids (see `tokenRuns`). */
-export function embeddingGradOnGpu(dy: tf.Tensor, runs: TokenRuns, vocab: number): tf.Tensor2D {
+/**
+ * dTable [V, D] from dy [..., D] and the runs of the lookup's token ids `ids` (see `tokenRuns`).
+ * The runs are uploads computed from the ids: a recorded training step recomputes them from each
+ * replay's ids (webgpu-step-replay.ts).
+ */
+export function embeddingGradOnGpu(dy: tf.Tensor, ids: tf.Tensor, runs: TokenRuns, vocab: number): tf.Tensor2D {
   return tf.tidy(() => {
     const width = dy.shape[dy.rank - 1] as number;
     const inputs = {
@@ -170,12 +188,22 @@ export function embeddingGradOnGpu(dy: tf.Tensor, runs: TokenRuns, vocab: number
       pieces: tf.tensor1d(runs.pieces, 'int32'),
       rowPieces: tf.tensor1d(runs.rowPieces, 'int32'),
     };
-    return tf.engine().runKernel(
+    const dTable = tf.engine().runKernel(
       EMBEDDING_GRAD_KERNEL,
       inputs as unknown as tf.NamedTensorMap,
       {
         vocab,
       } as unknown as tf.NamedAttrMap,
     ) as tf.Tensor2D;
+    noteDerivedUpload(ids, [inputs.order, inputs.pieces, inputs.rowPieces], (values) => {
+      for (let i = 0; i < values.length; i++) {
+        const id = values[i] as number;
+        if (id < 0 || id >= vocab)
+          throw new InterleaveError(`token id ${id} at position ${i} is outside the vocabulary of ${vocab}`);
+      }
+      const next = tokenRuns(values, vocab);
+      return [next.order, next.pieces, next.rowPieces];
+    });
+    return dTable;
   });
 }

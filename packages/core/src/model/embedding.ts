@@ -15,7 +15,7 @@ export function embeddingLookup(table: tf.Tensor2D, ids: tf.Tensor, backend: Bac
     const runs = tokenRuns(idValues, vocab);
     const lookup = tf.customGrad((tableArg) => ({
       value: tf.gather(tableArg as tf.Tensor2D, ids),
-      gradFunc: (dy: tf.Tensor) => embeddingGradOnGpu(dy, runs, vocab),
+      gradFunc: (dy: tf.Tensor) => embeddingGradOnGpu(dy, ids, runs, vocab),
     }));
     return lookup(table);
   }

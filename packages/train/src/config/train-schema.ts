@@ -34,6 +34,13 @@ export const trainSchema = z.strictObject({
    * the backward pass (less memory, about one more forward per step, the same results).
    */
   activation_checkpointing: z.enum(ACTIVATION_CHECKPOINTING).default('none'),
+  /**
+   * `auto`: on webgpu, record the second and third training steps' GPU commands and, when they
+   * differ only in the step's inputs, replay them for every later step of the same shape,
+   * without tfjs (the same kernels in the same order: the same losses). `off`: every step through
+   * tfjs. No effect on other backends.
+   */
+  step_replay: z.enum(['auto', 'off']).default('auto'),
 });
 export type TrainConfig = z.infer<typeof trainSchema>;
 

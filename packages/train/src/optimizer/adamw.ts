@@ -36,28 +36,51 @@ export class AdamW {
     }));
   }
 
-  /** Applies one update; `gradients` maps parameter names to gradients (not disposed here). */
-  apply(gradients: Readonly<Record<string, tf.Tensor>>, learningRate: number): void {
+  /**
+   * The values one update reads besides its tensors, as float32 — [lr, 1 − lr·wd, 1 − β1^t,
+   * 1 − β2^t] for update `t` (1-based) — the contents of the fused kernel's `stepScalars`.
+   */
+  stepScalars(learningRate: number, step: number): Float32Array {
+    const [beta1, beta2] = this.options.betas;
+    return Float32Array.from([
+      learningRate,
+      1 - learningRate * this.options.weightDecay,
+      1 - beta1 ** step,
+      1 - beta2 ** step,
+    ]);
+  }
+
+  /**
+   * Counts an update applied elsewhere (a replayed training step, whose fused kernels read the
+   * returned scalars) and returns its step scalars.
+   */
+  countReplayedUpdate(learningRate: number): Float32Array {
+    this.stepCount += 1;
+    return this.stepScalars(learningRate, this.stepCount);
+  }
+
+  /**
+   * Applies one update; `gradients` maps parameter names to gradients (not disposed here).
+   * `scalars`, when given, is the tensor of `stepScalars(learningRate, stepCount + 1)` (a recorded
+   * step names it as an input); otherwise one is made here.
+   */
+  apply(gradients: Readonly<Record<string, tf.Tensor>>, learningRate: number, scalars?: tf.Tensor1D): void {
     this.stepCount += 1;
     const [beta1, beta2] = this.options.betas;
     const correction1 = 1 - beta1 ** this.stepCount;
     const correction2 = 1 - beta2 ** this.stepCount;
     const fused = fusedAdamWAvailable();
     tf.tidy(() => {
+      const stepScalars = fused ? (scalars ?? tf.tensor1d(this.stepScalars(learningRate, this.stepCount))) : undefined;
       for (const { parameter, firstMoment, secondMoment } of this.moments) {
         const gradient = gradients[parameter.name];
         if (gradient === undefined) continue;
-        if (fused) {
-          const decayFactor =
-            parameter.decay && this.options.weightDecay > 0 ? 1 - learningRate * this.options.weightDecay : 1;
-          const [next, m, v] = fusedAdamWUpdate(parameter.variable, gradient, firstMoment, secondMoment, {
+        if (stepScalars !== undefined) {
+          const [next, m, v] = fusedAdamWUpdate(parameter.variable, gradient, firstMoment, secondMoment, stepScalars, {
             beta1,
             beta2,
             eps: this.options.eps,
-            learningRate,
-            decayFactor,
-            correction1,
-            correction2,
+            decays: parameter.decay && this.options.weightDecay > 0,
           });
           firstMoment.assign(m);
           secondMoment.assign(v);
@@ -76,6 +99,15 @@ export class AdamW {
         parameter.variable.assign(decayed.sub(m.div(denominator).mul(learningRate / correction1)));
       }
     });
+  }
+
+  /** Every variable an update reassigns: the parameters and their moments. */
+  stateVariables(): tf.Variable[] {
+    return this.moments.flatMap(({ parameter, firstMoment, secondMoment }) => [
+      parameter.variable,
+      firstMoment,
+      secondMoment,
+    ]);
   }
 
   /** Moment tensors by name (`<param>.exp_avg`, `<param>.exp_avg_sq`), for checkpoints. */

@@ -10,13 +10,14 @@ export async function checkStepHealth(
   step: number,
   loss: number,
   gradNorm: number,
-  gradients: Readonly<Record<string, tf.Tensor>>,
+  /** Names the first non-finite gradient (called only when the norm is not finite). */
+  findNonFinite: () => Promise<string | undefined>,
 ): Promise<void> {
   if (!Number.isFinite(loss)) {
     throw new InterleaveError(`loss became ${loss} at step ${step}; lower train.optimizer.lr`);
   }
   if (Number.isFinite(gradNorm)) return;
-  const culprit = await firstNonFinite(gradients);
+  const culprit = await findNonFinite();
   throw new InterleaveError(
     `the gradient norm became ${gradNorm} at step ${step} while the loss was ${loss.toFixed(4)}` +
       `${culprit === undefined ? '' : `; first non-finite gradient: ${culprit}`}` +

@@ -1,12 +1,21 @@
-import { type LanguageModel, type Task, type TokenBatch, throwIfWebgpuFailed } from '@interleave/core';
+import {
+  type LanguageModel,
+  type RecordedStep,
+  recordWebgpuStep,
+  type Task,
+  type TokenBatch,
+  throwIfWebgpuFailed,
+} from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import type { TrainConfig } from '../config/train-schema.js';
 import { AdamW } from '../optimizer/adamw.js';
+import { fusedAdamWAvailable } from '../optimizer/adamw-wgsl.js';
 import { clipByGlobalNorm } from '../optimizer/clip-gradients.js';
 import { learningRateAt } from '../optimizer/schedule.js';
 import { headObjective } from './head-objective.js';
 import type { Supervision } from './objective.js';
-import { checkStepHealth } from './step-health.js';
+import { checkStepHealth, firstNonFinite } from './step-health.js';
+import { StepReplayer } from './step-replay.js';
 
 export interface StepMetrics {
   /** The update just applied, 1-based. */
@@ -41,6 +50,8 @@ export class Trainer {
    * nothing but when the work happens.
    */
   private drawnAhead: { index: number; batch: TokenBatch } | undefined;
+  /** Records and replays steps on webgpu (`train.step_replay`). */
+  private readonly replay: StepReplayer;
 
   constructor(
     readonly model: LanguageModel,
@@ -51,6 +62,12 @@ export class Trainer {
   ) {
     const { betas, eps, weight_decay: weightDecay } = train.optimizer;
     this.optimizer = new AdamW(model.parameters.list(), { betas, eps, weightDecay });
+    this.replay = new StepReplayer(train.step_replay);
+  }
+
+  /** Whether steps are replayed on webgpu, and if not, why (`train.step_replay`). */
+  get stepReplayStatus(): string {
+    return this.replay.status;
   }
 
   private drawAhead(index: number): void {
@@ -75,51 +92,20 @@ export class Trainer {
   restoreProgress(steps: number): void {
     this.completed = steps;
     this.optimizer.stepCount = steps;
+    this.replay.reset();
   }
 
   /** One update. Async because reading the loss back is asynchronous on GPU backends. */
   async trainStep(): Promise<StepMetrics> {
     const batch = this.batchAt(this.completed);
     const learningRate = learningRateAt(this.completed, this.train);
-    const parameters = this.model.parameters.list();
-    let correct: tf.Scalar | undefined;
-    let counted: tf.Scalar | undefined;
-    // The gradients outlive the update until the norm is read: a non-finite norm names the first
-    // non-finite one.
-    const { loss, gradNorm, gradients } = tf.tidy(() => {
-      const { inputs, supervision } = toTensors(batch);
-      const { value, grads } = tf.variableGrads(
-        () => {
-          // Only a step records a gradient tape, so only a step has activations to checkpoint.
-          const objective = headObjective(this.model, inputs, supervision, this.headChunkBytes, {
-            activationCheckpointing: this.train.activation_checkpointing,
-          });
-          correct = tf.keep(objective.correct);
-          counted = tf.keep(objective.counted);
-          return objective.loss;
-        },
-        parameters.map((parameter) => parameter.variable),
-      );
-      const byName: Record<string, tf.Tensor> = {};
-      for (const { name, variable } of parameters) {
-        const gradient = grads[variable.name];
-        if (gradient) byName[name] = gradient;
-      }
-      const clipped = clipByGlobalNorm(byName, this.train.grad_clip);
-      this.optimizer.apply(clipped.gradients, learningRate);
-      return { loss: value, gradNorm: clipped.norm, gradients: byName };
-    });
     const step = this.completed + 1;
-    const scalars = [loss, gradNorm, correct, counted] as tf.Tensor[];
-    let values: number[];
-    try {
-      const reading = readScalars(scalars, `training step ${step}`);
-      this.drawAhead(step);
-      values = await reading;
-      await checkStepHealth(step, values[0] as number, values[1] as number, gradients);
-    } finally {
-      tf.dispose([...scalars, ...Object.values(gradients)]);
-    }
+    const mode = this.replay.modeFor(batch);
+    const plan = this.replay.current;
+    const values =
+      mode === 'replay' && plan !== undefined
+        ? await this.replayedStep(plan, batch, learningRate, step)
+        : await this.tfjsStep(batch, learningRate, step, mode === 'record');
     this.completed += 1;
     const [lossValue, normValue, correctValue, countedValue] = values as [number, number, number, number];
     return {
@@ -130,6 +116,105 @@ export class Trainer {
       learningRate,
       tokens: batch.batchSize * batch.seqLen,
     };
+  }
+
+  /** A step through tfjs's ops; with `record`, its GPU commands are recorded for replays. */
+  private async tfjsStep(batch: TokenBatch, learningRate: number, step: number, record: boolean): Promise<number[]> {
+    const parameters = this.model.parameters.list();
+    const { inputs, supervision } = toTensors(batch);
+    const stepScalars = fusedAdamWAvailable()
+      ? tf.tensor1d(this.optimizer.stepScalars(learningRate, this.optimizer.stepCount + 1))
+      : undefined;
+    let correct: tf.Scalar | undefined;
+    let counted: tf.Scalar | undefined;
+    const run = () => {
+      // The gradients outlive the update until the norm is read: a non-finite norm names the
+      // first non-finite one.
+      const { loss, gradNorm, gradients } = tf.tidy(() => {
+        const { value, grads } = tf.variableGrads(
+          () => {
+            // Only a step records a gradient tape, so only a step has activations to checkpoint.
+            const objective = headObjective(this.model, inputs, supervision, this.headChunkBytes, {
+              activationCheckpointing: this.train.activation_checkpointing,
+            });
+            correct = tf.keep(objective.correct);
+            counted = tf.keep(objective.counted);
+            return objective.loss;
+          },
+          parameters.map((parameter) => parameter.variable),
+        );
+        const byName: Record<string, tf.Tensor> = {};
+        for (const { name, variable } of parameters) {
+          const gradient = grads[variable.name];
+          if (gradient) byName[name] = gradient;
+        }
+        const clipped = clipByGlobalNorm(byName, this.train.grad_clip);
+        this.optimizer.apply(clipped.gradients, learningRate, stepScalars);
+        return { loss: value, gradNorm: clipped.norm, gradients: byName };
+      });
+      const scalars = [loss, gradNorm, correct, counted] as tf.Tensor[];
+      const packed = tf.tidy(() => tf.stack(scalars.map((tensor) => tensor.cast('float32').reshape([]))));
+      tf.dispose(scalars);
+      return { value: gradients, output: packed, probes: gradients };
+    };
+    let gradients: Record<string, tf.Tensor> = {};
+    let packed: tf.Tensor | undefined;
+    let values: number[];
+    try {
+      let result: ReturnType<typeof run> | undefined;
+      if (record) {
+        const stepInputs = [inputs, supervision.targets, supervision.mask, ...(stepScalars ? [stepScalars] : [])];
+        const recording = recordWebgpuStep({ inputs: stepInputs, state: this.optimizer.stateVariables() }, () => {
+          result = run();
+          return result;
+        });
+        this.replay.recorded(recording.plan, recording.refusal, batch);
+      } else {
+        this.replay.ranThroughTfjs();
+        result = run();
+      }
+      const ran = result as ReturnType<typeof run>;
+      gradients = ran.value;
+      packed = ran.output;
+      const reading = readPacked(packed, `training step ${step}`);
+      this.drawAhead(step);
+      values = await reading;
+      await checkStepHealth(step, values[0] as number, values[1] as number, () => firstNonFinite(gradients));
+    } finally {
+      tf.dispose([inputs, supervision.targets, supervision.mask, ...(stepScalars ? [stepScalars] : [])]);
+      tf.dispose([...(packed ? [packed] : []), ...Object.values(gradients)]);
+    }
+    return values;
+  }
+
+  /** A recorded step replayed on this batch (no tfjs ops). */
+  private async replayedStep(
+    plan: RecordedStep,
+    batch: TokenBatch,
+    learningRate: number,
+    step: number,
+  ): Promise<number[]> {
+    const stepScalars = this.optimizer.countReplayedUpdate(learningRate);
+    const during = `training step ${step}`;
+    let values: Float32Array;
+    try {
+      const reading = plan.replay([batch.inputs, batch.targets, batch.mask, stepScalars].slice(0, plan.inputCount));
+      this.drawAhead(step);
+      values = await reading;
+    } catch (error) {
+      throwIfWebgpuFailed(during);
+      throw error;
+    }
+    throwIfWebgpuFailed(during);
+    const [loss, norm] = values as unknown as [number, number];
+    await checkStepHealth(step, loss, norm, async () => {
+      for (const name of plan.probeNames) {
+        const gradient = await plan.readProbe(name);
+        if (gradient?.some((value) => !Number.isFinite(value))) return name;
+      }
+      return undefined;
+    });
+    return Array.from(values);
   }
 
   /** Loss and accuracy over the task's whole test set, counting only supervised positions. */
@@ -167,6 +252,7 @@ export class Trainer {
   }
 
   dispose(): void {
+    this.replay.dispose();
     this.optimizer.dispose();
   }
 }
@@ -179,14 +265,21 @@ export class Trainer {
  */
 async function readScalars(tensors: tf.Tensor[], during: string): Promise<number[]> {
   const packed = tf.tidy(() => tf.stack(tensors.map((tensor) => tensor.cast('float32').reshape([]))));
+  try {
+    return await readPacked(packed, during);
+  } finally {
+    packed.dispose();
+  }
+}
+
+/** The values of a 1-D float32 tensor, read once; a GPU error since the last read is thrown instead. */
+async function readPacked(packed: tf.Tensor, during: string): Promise<number[]> {
   let values: Float32Array | Int32Array | Uint8Array;
   try {
     values = await packed.data();
   } catch (error) {
     throwIfWebgpuFailed(during);
     throw error;
-  } finally {
-    packed.dispose();
   }
   throwIfWebgpuFailed(during);
   return Array.from(values);

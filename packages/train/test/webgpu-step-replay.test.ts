@@ -1,0 +1,169 @@
+import { noteDerivedUpload, type RecordedStep, recordWebgpuStep } from '@interleave/core';
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { startWebgpuBackend } from '../../blocks/test/support/webgpu-device.js';
+import type { TrainConfig } from '../src/config/train-schema.js';
+import type { Trainer } from '../src/trainer/trainer.js';
+import { disposeTrainer, tinyHybridTrainer, tinyTrainConfig } from './support.js';
+
+/**
+ * A training step recorded at the Dawn level and replayed without tfjs (core's
+ * webgpu-step-replay.ts, the trainer's `train.step_replay`): the same kernels in the same order
+ * on the same data, so the losses, gradient norms and parameters are bit-identical to stepping
+ * through tfjs, and a recording that changes anywhere but its declared inputs is refused.
+ */
+
+beforeAll(async () => {
+  await startWebgpuBackend();
+});
+
+interface Trace {
+  losses: number[];
+  norms: number[];
+  parameters: Float32Array[];
+  status: string;
+}
+
+async function trace(trainer: Trainer, steps: number): Promise<Trace> {
+  const losses: number[] = [];
+  const norms: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    const metrics = await trainer.trainStep();
+    losses.push(metrics.loss);
+    norms.push(metrics.gradNorm);
+  }
+  const parameters = await Promise.all(
+    trainer.model.parameters.list().map(async ({ variable }) => (await variable.data()) as Float32Array),
+  );
+  return { losses, norms, parameters, status: trainer.stepReplayStatus };
+}
+
+async function run(train: TrainConfig, steps: number): Promise<Trace> {
+  const trainer = await tinyHybridTrainer(7, train);
+  try {
+    return await trace(trainer, steps);
+  } finally {
+    disposeTrainer(trainer);
+  }
+}
+
+describe('training steps replayed on webgpu (Dawn over llvmpipe)', () => {
+  it('give bit-identical losses, norms and parameters to tfjs steps, through warm-up, decay and clipping', async () => {
+    const train: TrainConfig = {
+      ...tinyTrainConfig,
+      schedule: { warmup_steps: 4, decay: 'cosine', min_lr_ratio: 0.1 },
+    };
+    const viaTfjs = await run({ ...train, step_replay: 'off' }, 12);
+    const before = tf.memory().numTensors;
+    const replayed = await run(train, 12);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(viaTfjs.status).toBe('off: train.step_replay is off');
+    expect(replayed.status).toMatch(/^replaying \(\d+ dispatches in \d+ submits\)$/);
+    expect(replayed.losses).toEqual(viaTfjs.losses);
+    expect(replayed.norms).toEqual(viaTfjs.norms);
+    replayed.parameters.forEach((values, i) => {
+      expect(Array.from(values), `parameter ${i}`).toEqual(Array.from(viaTfjs.parameters[i] as Float32Array));
+    });
+    // The losses moved: the replays trained, they did not repeat one step.
+    expect(new Set(replayed.losses.slice(3)).size).toBe(9);
+  });
+
+  it('replays activation-checkpointed steps without clipping the same way', async () => {
+    const train: TrainConfig = { ...tinyTrainConfig, grad_clip: null, activation_checkpointing: 'layers' };
+    const viaTfjs = await run({ ...train, step_replay: 'off' }, 7);
+    const replayed = await run(train, 7);
+    expect(replayed.status).toMatch(/^replaying/);
+    expect(replayed.losses).toEqual(viaTfjs.losses);
+  });
+
+  it('records again after a restore reassigns the parameters, and evaluates from the replayed weights', async () => {
+    const trainer = await tinyHybridTrainer(7, tinyTrainConfig);
+    const twin = await tinyHybridTrainer(7, { ...tinyTrainConfig, step_replay: 'off' });
+    try {
+      await trace(trainer, 5);
+      await trace(twin, 5);
+      expect(trainer.stepReplayStatus).toMatch(/^replaying/);
+      expect(await trainer.evaluate(4)).toEqual(await twin.evaluate(4));
+      // A checkpoint restore assigns every variable: the plan no longer writes where they point.
+      for (const t of [trainer, twin]) {
+        for (const { variable } of t.model.parameters.list()) variable.assign(tf.tidy(() => variable.mul(0.5)));
+        t.restoreProgress(5);
+      }
+      expect(trainer.stepReplayStatus).toBe('not yet recorded');
+      const after = await trace(trainer, 5);
+      const afterTwin = await trace(twin, 5);
+      expect(after.status).toMatch(/^replaying/);
+      expect(after.losses).toEqual(afterTwin.losses);
+    } finally {
+      disposeTrainer(trainer);
+      disposeTrainer(twin);
+    }
+  });
+});
+
+describe('recordWebgpuStep', () => {
+  /** w ← w ⊙ x + 2x + c; returns Σw. `c` is a constant of the step, 2x an upload derived from x on the CPU. */
+  function stepOf(w: tf.Variable, x: tf.Tensor1D, c: number, declareDerived: boolean) {
+    return () => {
+      const output = tf.tidy(() => {
+        const doubled = tf.tensor1d(Array.from(x.dataSync(), (v) => 2 * v));
+        const next = w.mul(x).add(doubled).add(tf.scalar(c));
+        if (declareDerived) noteDerivedUpload(x, [doubled], (values) => [Float32Array.from(values, (v) => 2 * v)]);
+        w.assign(next);
+        return next.sum().reshape([1]);
+      });
+      return { value: undefined, output };
+    };
+  }
+
+  function record(w: tf.Variable, values: number[], c: number, declareDerived = true) {
+    const x = tf.tensor1d(values);
+    const { plan, refusal } = recordWebgpuStep({ inputs: [x], state: [w] }, stepOf(w, x, c, declareDerived));
+    return { plan, refusal, x };
+  }
+
+  it('replays with new inputs and derived uploads, and updates the state in place of the recording', async () => {
+    const w = tf.variable(tf.tensor1d([1, 2, 3, 4]));
+    const first = record(w, [1, 1, 1, 1], 0.5);
+    const second = record(w, [2, 0, 1, 3], 0.5);
+    const [earlier, later] = [first.plan, second.plan] as [RecordedStep, RecordedStep];
+    expect(first.refusal).toBeUndefined();
+    expect(later.differenceFrom(earlier)).toBeUndefined();
+    earlier.dispose();
+    // w is now ((w·1 + 2 + .5)·[2,0,1,3] + 2·[2,0,1,3] + .5)
+    const expected = [1, 2, 3, 4].map((v, i) => {
+      const x2 = [2, 0, 1, 3][i] as number;
+      const x3 = [0.5, 1, -1, 2][i] as number;
+      const afterSecond = (v + 2.5) * x2 + 2 * x2 + 0.5;
+      return afterSecond * x3 + 2 * x3 + 0.5;
+    });
+    const sum = await later.replay([Float32Array.from([0.5, 1, -1, 2])]);
+    expect(Array.from(await w.data())).toEqual(expected);
+    expect(sum[0]).toBeCloseTo(
+      expected.reduce((a, b) => a + b),
+      5,
+    );
+    later.dispose();
+    tf.dispose([first.x, second.x, w]);
+  });
+
+  it('finds a value that changes between two recordings but is not a declared input', () => {
+    const w = tf.variable(tf.tensor1d([1, 2, 3, 4]));
+    const first = record(w, [1, 1, 1, 1], 0.5);
+    const second = record(w, [1, 1, 1, 1], 0.25);
+    const undeclared = record(w, [3, 1, 1, 1], 0.25, false);
+    const undeclaredAgain = record(w, [1, 1, 1, 1], 0.25, false);
+    const plans = [first.plan, second.plan, undeclared.plan, undeclaredAgain.plan] as [
+      RecordedStep,
+      RecordedStep,
+      RecordedStep,
+      RecordedStep,
+    ];
+    // The constant c changed between the first two.
+    expect(plans[1].differenceFrom(plans[0])).toMatch(/changes between steps but is not a declared input/);
+    // The derived upload 2x changed and was not declared.
+    expect(plans[3].differenceFrom(plans[2])).toMatch(/changes between steps but is not a declared input/);
+    for (const plan of plans) plan.dispose();
+    tf.dispose([first.x, second.x, undeclared.x, undeclaredAgain.x, w]);
+  });
+});
