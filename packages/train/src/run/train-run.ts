@@ -95,7 +95,7 @@ async function runPrepared(prepared: PreparedRun, options: TrainRunSettings): Pr
       });
     }
     const ended = await endRun(tracker, trained.status, options.beforeFinish);
-    out.write(runSummary(prepared, trained, backend.name, tracker));
+    out.write(runSummary(prepared, trained, backend.name, tracker, run.trainer.stepReplayStatus));
     return {
       ...trained,
       ...ended,
@@ -128,7 +128,13 @@ function runHeader(prepared: PreparedRun, run: AssembledRun, tracker: Tracker): 
   );
 }
 
-function runSummary(prepared: PreparedRun, trained: TrainLoopResult, backend: string, tracker: Tracker): string {
+function runSummary(
+  prepared: PreparedRun,
+  trained: TrainLoopResult,
+  backend: string,
+  tracker: Tracker,
+  stepReplay: string,
+): string {
   const { finalEval } = trained;
   const { uri } = prepared.loaded.config.tracking;
   const where = isServerUri(uri)
@@ -138,7 +144,9 @@ function runSummary(prepared: PreparedRun, trained: TrainLoopResult, backend: st
       `look at the run with: MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri ${uri}\n`;
   return (
     `final test accuracy ${finalEval.accuracy.toFixed(4)} (loss ${finalEval.loss.toFixed(4)}, ${finalEval.examples} examples) ` +
-    `after ${trained.steps} steps in ${trained.seconds.toFixed(1)}s on ${backend}\n${where}`
+    `after ${trained.steps} steps in ${trained.seconds.toFixed(1)}s on ${backend}\n` +
+    (backend === 'webgpu' ? `step replay: ${stepReplay}\n` : '') +
+    where
   );
 }
 
