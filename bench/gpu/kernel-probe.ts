@@ -513,6 +513,61 @@ async function hybrid(batch: number, length?: number): Promise<void> {
   model.dispose();
 }
 
+/**
+ * Where a replayed step's time goes: the CPU time to issue it (writes, encoding, submits), the
+ * time per step when replays are issued back to back with one read-back at the end (the GPU's
+ * time), and when each replay waits for its own read-back (what the trainer does).
+ */
+async function replayTimes(configFile: string, overrides: string[]): Promise<void> {
+  const { loaded, container, layers, task } = await prepareRun(configFile, overrides);
+  const { config } = loaded;
+  const model = LanguageModel.build({
+    container,
+    config: config.model,
+    layers,
+    rng: new SeededRandom(config.seed),
+    backend: capabilitiesOf(tf.getBackend()),
+  });
+  const taskInstance = task.definition.create(task.config, { vocabSize: config.model.vocab_size, seed: config.seed });
+  const trainer = new Trainer(model, taskInstance, config.train);
+  for (let step = 0; step < 4; step++) await trainer.trainStep();
+  const plan = trainer.recordedStep;
+  if (plan === undefined) {
+    report('replay times', { config: configFile, stepReplay: trainer.stepReplayStatus });
+  } else {
+    const batch = taskInstance.trainBatch(4, config.train.batch_size);
+    const inputs = [batch.inputs, batch.targets, batch.mask, trainer.optimizer.stepScalars(1e-5, 5)].slice(
+      0,
+      plan.inputCount,
+    );
+    const issue: number[] = [];
+    const awaited: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const start = performance.now();
+      const reading = plan.replay(inputs);
+      issue.push(performance.now() - start);
+      await reading;
+      awaited.push(performance.now() - start);
+    }
+    const pipelinedStart = performance.now();
+    for (let i = 0; i < 19; i++) await plan.replay(inputs, false);
+    await plan.replay(inputs);
+    const pipelinedMs = (performance.now() - pipelinedStart) / 20;
+    const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+    report('replay times', {
+      config: configFile,
+      overrides,
+      dispatches: plan.dispatchCount,
+      submits: plan.submitCount,
+      issueMs: median(issue),
+      awaitedMs: median(awaited),
+      pipelinedMs,
+    });
+  }
+  trainer.dispose();
+  model.dispose();
+}
+
 /** A few training steps of `configFile`, then one step under tf.profile: what one step runs. */
 async function profileStep(configFile: string, overrides: string[]): Promise<void> {
   const { loaded, container, layers, task } = await prepareRun(configFile, overrides);
@@ -610,6 +665,9 @@ async function main(): Promise<void> {
       else if (phase.startsWith('step:')) {
         const [, configFile, overrides] = phase.split(':');
         await profileStep(configFile ?? '', overrides === undefined ? [] : overrides.split(','));
+      } else if (phase.startsWith('replay:')) {
+        const [, configFile, overrides] = phase.split(':');
+        await replayTimes(configFile ?? '', overrides === undefined ? [] : overrides.split(','));
       } else if (phase.startsWith('hybrid')) {
         const [, batch, length] = phase.split(':');
         await hybrid(Number(batch ?? 16), length === undefined ? undefined : Number(length));

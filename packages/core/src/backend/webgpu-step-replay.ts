@@ -605,8 +605,9 @@ export class RecordedStep implements PoolObserver {
   /**
    * Runs the step again with new input values (one per `spec.inputs`, same byte lengths) and
    * resolves to the read-back tensor's values. The state variables hold the step's new values after.
+   * With `readBack` false nothing is read (an empty array): the GPU may still be running the step.
    */
-  async replay(inputs: readonly ArrayBufferView[]): Promise<Float32Array> {
+  async replay(inputs: readonly ArrayBufferView[], readBack = true): Promise<Float32Array> {
     if (this.disposed) throw new Error('replay of a disposed step');
     if (inputs.length !== this.parts.inputCount)
       throw new Error(`${inputs.length} inputs for ${this.parts.inputCount}`);
@@ -664,10 +665,11 @@ export class RecordedStep implements PoolObserver {
       }
       if (s === last) {
         this.encodeStateCopies(encoder);
-        encoder.copyBufferToBuffer(this.parts.outputBuffer as GPUBuffer, 0, staging, 0, staging.size);
+        if (readBack) encoder.copyBufferToBuffer(this.parts.outputBuffer as GPUBuffer, 0, staging, 0, staging.size);
       }
       queue.submit([encoder.finish()]);
     }
+    if (!readBack) return new Float32Array(0);
     await staging.mapAsync(GPUMapMode.READ);
     const values = new Float32Array(staging.getMappedRange().slice(0));
     staging.unmap();

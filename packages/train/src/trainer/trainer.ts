@@ -65,6 +65,11 @@ export class Trainer {
     this.replay = new StepReplayer(train.step_replay);
   }
 
+  /** The recorded step being replayed, if any (for benchmarks that time replays alone). */
+  get recordedStep(): RecordedStep | undefined {
+    return this.replay.current;
+  }
+
   /** Whether steps are replayed on webgpu, and if not, why (`train.step_replay`). */
   get stepReplayStatus(): string {
     return this.replay.status;
