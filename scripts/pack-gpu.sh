@@ -10,6 +10,9 @@
 #                      esbuild (every JS dependency inlined; the scan kernels' worker beside each)
 #   bench/kernel-probe.mjs   bench/gpu/kernel-probe.ts (docs/gpu.md's per-kernel and per-step figures)
 #   node_modules/webgpu  Dawn's Node binding for linux-x64 only (native: cannot be bundled)
+#   node_modules/@interleave-examples/*, configs/plugins/*.mjs   the plugins, each bundled alone, and
+#                      node_modules/{@interleave/core,@tensorflow/tfjs,zod}: the CLI's instances of
+#                      what they import (scripts/gpu/bundle-entry.ts)
 #   *.wasm             tfjs-backend-wasm's binaries, found next to the bundle that loads them
 #   configs/, peer/hybrid.py   the configs and the PyTorch peer the benchmark runs
 #   node.tar.xz        this machine's Node binary
@@ -39,12 +42,27 @@ mkdir -p "$stage/bench" "$stage/peer"
 banner="import { createRequire as __cr } from 'node:module'; import { fileURLToPath as __fu } from 'node:url'; import { dirname as __dn } from 'node:path'; const require = __cr(import.meta.url); const __filename = __fu(import.meta.url); const __dirname = __dn(__filename);"
 worker=packages/blocks/src/scan/kernels/scan-worker.mjs
 node_modules/.bin/esbuild \
-  "interleave=packages/train/src/cli/main.ts" "scan-worker=$worker" \
+  "interleave=scripts/gpu/bundle-entry.ts" "scan-worker=$worker" \
   "bench/bench=bench/main.ts" "bench/child-entry=bench/isolation/child.ts" "bench/scan-worker=$worker" \
   "bench/kernel-probe=bench/gpu/kernel-probe.ts" \
   --bundle --platform=node --format=esm --target=node20 --outdir="$stage" --out-extension:.js=.mjs \
   --external:webgpu --external:@tensorflow/tfjs-node --external:@tensorflow/tfjs-node-gpu \
   --banner:js="$banner" --log-level=warning
+
+# --- plugins. Each is bundled on its own with the modules it shares with the CLI left external;
+# node_modules/<name>/index.mjs hands out the CLI's instances (scripts/gpu/bundle-entry.ts).
+externals=()
+for name in $(node_modules/.bin/tsx scripts/gpu/write-shared-modules.ts "$stage"); do externals+=("--external:$name"); done
+bundle_plugin() { # entry, output file
+  node_modules/.bin/esbuild "$1" --bundle --platform=node --format=esm --target=node20 --outfile="$2" \
+    "${externals[@]}" --log-level=warning
+}
+for package in examples/plugins/*/package.json; do
+  read -r name entry < <(node -e 'const p=require("./"+process.argv[1]); const e=p.exports; console.log(p.name, typeof e==="string"?e:e["."])' "$package")
+  mkdir -p "$stage/node_modules/$name"
+  bundle_plugin "$(dirname "$package")/$entry" "$stage/node_modules/$name/index.mjs"
+  printf '{ "name": "%s", "type": "module", "exports": "./index.mjs" }\n' "$name" >"$stage/node_modules/$name/package.json"
+done
 
 # --- what cannot be bundled: Dawn (native), the wasm binaries, configs, the Python peer.
 mkdir -p "$stage/node_modules/webgpu/dist/linux-x64"
@@ -53,6 +71,8 @@ cp "$webgpu/dist/linux-x64/dawn.node" "$stage/node_modules/webgpu/dist/linux-x64
 cp "$wasm"/dist/*.wasm "$stage/"
 cp "$wasm"/dist/*.wasm "$stage/bench/"
 cp -r configs "$stage/configs"
+# A config names its plugin file as .ts; the bundle loads the .mjs compiled beside it.
+for plugin in configs/plugins/*.ts; do bundle_plugin "$plugin" "$stage/${plugin%.ts}.mjs"; done
 cp bench/peer/hybrid.py "$stage/peer/"
 XZ_OPT=-T2 tar -cJf "$out/payload.tar.xz" -C "$stage" .
 
