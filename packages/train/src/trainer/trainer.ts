@@ -181,7 +181,12 @@ export class Trainer {
       const ran = result as ReturnType<typeof run>;
       gradients = ran.value;
       packed = ran.output;
-      const reading = readPacked(packed, `training step ${step}`);
+      // A recording keeps the buffers that were live before it out of reuse until it ends, so it can
+      // need more memory than a plain step: a failure there says which switch avoids it.
+      const during = record
+        ? `training step ${step} (recorded for replay; train.step_replay: off records nothing)`
+        : `training step ${step}`;
+      const reading = readPacked(packed, during);
       this.drawAhead(step);
       values = await reading;
       await checkStepHealth(step, values[0] as number, values[1] as number, () => firstNonFinite(gradients));
