@@ -28,6 +28,7 @@ export * from './model/parameter-store.js';
 export * from './model/resolve-layers.js';
 export * from './model/state-size.js';
 export * from './ops/matmul.js';
+export * from './ops/sum-pairwise.js';
 export * from './random/seeded-random.js';
 export * from './registry/block-definition.js';
 export * from './registry/container.js';

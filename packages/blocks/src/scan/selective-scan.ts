@@ -1,4 +1,4 @@
-import { sequencesPerCall } from '@interleave/core';
+import { sequencesPerCall, sumPairwise } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import { SELECTIVE_SCAN_GRAD_KERNEL, SELECTIVE_SCAN_KERNEL } from './kernels/selective-scan-kernel.js';
 import { selectiveScanLargestBinding } from './kernels/webgpu/selective-scan-wgsl.js';
@@ -89,7 +89,7 @@ function fusedSelectiveScan(inputs: SelectiveScanInputs): tf.Tensor3D {
         return [
           tf.concat(gather(0), 0),
           tf.concat(gather(1), 0),
-          tf.addN(gather(2)),
+          sumPairwise(gather(2)),
           tf.concat(gather(3), 0),
           tf.concat(gather(4), 0),
         ];
