@@ -6,11 +6,14 @@ import {
   type FlopShape,
   fanInUniformInit,
   float32State,
+  type Initializer,
   InterleaveError,
   linearFlops,
   type Mixer,
   type MixerState,
+  type ModelDepth,
   matmul,
+  normalInit,
   pointwiseFlops,
   SOFTMAX_OPS_PER_ENTRY,
   type StateShape,
@@ -42,6 +45,13 @@ const sharedKeys = {
    * (`model.max_position_embeddings`), as Zoology's attention baseline does.
    */
   positions: z.enum(['rope', 'none']).default('rope'),
+  /**
+   * How the projections start. `pytorch` (default): PyTorch's nn.Linear default, U(±1/√d_model).
+   * `zoology`: as Zoology's `_init_weights` (GPT-2's scheme), which its attention baseline trains
+   * with: q, k, v ~ N(0, 0.02²) and the output projection ~ N(0, (0.02/√(2·layers))²), layers
+   * being the model's residual layers (1 for a block built alone, or with `depth_scaled_init` off).
+   */
+  init: z.enum(['pytorch', 'zoology']).default('pytorch'),
 };
 
 export const slidingWindowSchema = z.strictObject({
@@ -62,6 +72,21 @@ interface AttentionState extends MixerState {
   position: number;
 }
 
+/** Zoology's (GPT-2's) `initializer_range`. */
+const ZOOLOGY_INIT_STD = 0.02;
+
+/** The initialisers of the input (q, k, v) and output projections for `init` (the schema's `init`). */
+function projectionInits(
+  init: AttentionConfig['init'],
+  dModel: number,
+  depth: ModelDepth | undefined,
+): { input: Initializer; output: Initializer } {
+  if (init === 'pytorch') return { input: fanInUniformInit(dModel), output: fanInUniformInit(dModel) };
+  // Zoology rescales out_proj by √(2·n_layers): two residual branches per TransformerBlock.
+  const layers = depth?.layers ?? 1;
+  return { input: normalInit(ZOOLOGY_INIT_STD), output: normalInit(ZOOLOGY_INIT_STD / Math.sqrt(2 * layers)) };
+}
+
 class AttentionMixer implements Mixer<AttentionState> {
   private readonly heads: number;
   private readonly kvHeads: number;
@@ -72,7 +97,7 @@ class AttentionMixer implements Mixer<AttentionState> {
   private readonly oProj: tf.Variable;
 
   constructor(
-    { dModel, params }: BlockContext,
+    { dModel, params, depth }: BlockContext,
     private readonly config: AttentionConfig,
   ) {
     this.heads = config.heads;
@@ -86,11 +111,11 @@ class AttentionMixer implements Mixer<AttentionState> {
     this.headDim = dModel / this.heads;
     if (config.positions === 'rope' && this.headDim % 2 !== 0)
       throw new InterleaveError(`RoPE needs an even head size, got ${this.headDim}`);
-    const init = fanInUniformInit(dModel);
-    this.qProj = params.create('q_proj.weight', [this.heads * this.headDim, dModel], init);
-    this.kProj = params.create('k_proj.weight', [this.kvHeads * this.headDim, dModel], init);
-    this.vProj = params.create('v_proj.weight', [this.kvHeads * this.headDim, dModel], init);
-    this.oProj = params.create('o_proj.weight', [dModel, this.heads * this.headDim], fanInUniformInit(dModel));
+    const { input, output } = projectionInits(config.init, dModel, depth);
+    this.qProj = params.create('q_proj.weight', [this.heads * this.headDim, dModel], input);
+    this.kProj = params.create('k_proj.weight', [this.kvHeads * this.headDim, dModel], input);
+    this.vProj = params.create('v_proj.weight', [this.kvHeads * this.headDim, dModel], input);
+    this.oProj = params.create('o_proj.weight', [dModel, this.heads * this.headDim], output);
   }
 
   private get group(): number {

@@ -56,3 +56,51 @@ describe('model.depth_scaled_init', () => {
     expect(plain.rglru * 256).toBeCloseTo(1, 1);
   });
 });
+
+/** The projections' variances of a 2-layer, 1-head attention model at d_model 64 (Zoology's baseline). */
+async function attentionVariances(init: 'pytorch' | 'zoology' | undefined, depthScaledInit?: boolean) {
+  const container = createContainer();
+  await applyPlugin(container, registerBuiltinBlocks);
+  const config = modelSchema.parse({
+    vocab_size: 16,
+    d_model: 64,
+    layers: [{ repeat: 2, pattern: [{ block: 'attention', heads: 1, positions: 'none', ...(init ? { init } : {}) }] }],
+    max_position_embeddings: 16,
+    ...(depthScaledInit === undefined ? {} : { depth_scaled_init: depthScaledInit }),
+  });
+  const model = LanguageModel.build({
+    container,
+    config,
+    layers: resolveLayers(config.layers, container, configDataSource('attention init test')),
+    rng: new SeededRandom(2),
+    backend: capabilitiesOf('cpu'),
+  });
+  const of = (name: string) => variance(model.parameters.get(name)?.variable.dataSync() as Float32Array);
+  const result = {
+    q: of('layers.1.mixer.q_proj.weight'),
+    v: of('layers.0.mixer.v_proj.weight'),
+    o: of('layers.1.mixer.o_proj.weight'),
+  };
+  model.dispose();
+  return result;
+}
+
+describe("attention's init", () => {
+  beforeAll(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  it("is PyTorch's nn.Linear default unless set to Zoology's N(0, 0.02²), output scaled by √(2·layers)", async () => {
+    const pytorch = await attentionVariances(undefined);
+    expect(await attentionVariances('pytorch')).toEqual(pytorch);
+    expect(pytorch.q * 64 * 3).toBeCloseTo(1, 1); // U(±1/√64)
+    expect(pytorch.o * 64 * 3).toBeCloseTo(1, 1);
+    const zoology = await attentionVariances('zoology');
+    expect(Math.sqrt(zoology.q)).toBeCloseTo(0.02, 3);
+    expect(Math.sqrt(zoology.v)).toBeCloseTo(0.02, 3);
+    expect(Math.sqrt(zoology.o)).toBeCloseTo(0.02 / Math.sqrt(4), 3); // 2 layers
+    // Without the model's depth, the output projection is scaled as one layer's.
+    const unscaled = await attentionVariances('zoology', false);
+    expect(Math.sqrt(unscaled.o)).toBeCloseTo(0.02 / Math.sqrt(2), 3);
+  });
+});

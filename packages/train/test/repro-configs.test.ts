@@ -85,6 +85,8 @@ describe('the published protocols', () => {
       expect(layersOf(first)).toHaveLength(isAttention ? 2 : 4);
       expect(layersOf(first).every((layer) => layer.mlp === undefined)).toBe(true);
       expect(first.model.max_position_embeddings).toBe(isAttention ? seqLen : undefined);
+      // Zoology's attention starts from its own init (GPT-2's N(0, 0.02²)), not PyTorch's default.
+      if (isAttention) expect(layersOf(first).every((layer) => layer.init === 'zoology')).toBe(true);
     }
   });
 
