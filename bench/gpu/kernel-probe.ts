@@ -18,12 +18,13 @@ import { type ScanImplementation, selectiveScan } from '../../packages/blocks/sr
  * GPU figures for docs/gpu.md ("Speed: kernels and per-op cost"), one JSON line per figure:
  *   node kernel-probe.mjs [tinyop] [dawncalls] [matmul[:kernel,...]] [use-matmul:<tfjs|auto|tiling>]
  *                         [scan] [scan-kernels] [recurrence] [swa] [hybrid[:batch[:seq_len]]]
- *                         [step:<config>[:key=value,...]] ...
+ *                         [step:<config>[:key=value,...]] [replay:<config>[:...]] [dispatches:<config>[:...]] ...
  * `flags:NAME=value,...` sets tfjs environment flags for the phases after it (e.g.
  * `flags:WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=1000`), so flag A/Bs run in one process.
  * `step:` trains a few steps of any config (overrides as in `--set`; INTERLEAVE_PROBE_STEPS timed
  * steps, default 8) and reports the time per step, the kernels one step runs (tf.profile: count and summed kernel ms per kernel name) and
- * where the step's wall time goes.
+ * where the step's wall time goes. `dispatches:` times each dispatch of the replayed step (summed
+ * by pipeline label; INTERLEAVE_PROBE_REPEATS runs of each, default 20).
  * Runs on whatever `INTERLEAVE_BACKEND` names (webgpu on the GPU machine). Times are wall-clock
  * around work that ends in a read-back, so GPU execution is included.
  */
@@ -536,7 +537,7 @@ async function replayTimes(configFile: string, overrides: string[]): Promise<voi
     report('replay times', { config: configFile, stepReplay: trainer.stepReplayStatus });
   } else {
     const batch = taskInstance.trainBatch(4, config.train.batch_size);
-    const inputs = [batch.inputs, batch.targets, batch.mask, trainer.optimizer.stepScalars(1e-5, 5)].slice(
+    const inputs = [...trainer.stepInputArrays(batch), trainer.optimizer.stepScalars(1e-5, 5)].slice(
       0,
       plan.inputCount,
     );
@@ -562,6 +563,64 @@ async function replayTimes(configFile: string, overrides: string[]): Promise<voi
       issueMs: median(issue),
       awaitedMs: median(awaited),
       pipelinedMs,
+    });
+  }
+  trainer.dispose();
+  model.dispose();
+}
+
+/**
+ * Where a replayed step's GPU time goes, dispatch by dispatch (`RecordedStep.timeDispatches`: each
+ * dispatch repeated back to back, no timestamp queries needed), summed by pipeline label, beside
+ * the pipelined time of the whole step.
+ */
+async function dispatchTimes(configFile: string, overrides: string[]): Promise<void> {
+  const { loaded, container, layers, task } = await prepareRun(configFile, overrides);
+  const { config } = loaded;
+  const model = LanguageModel.build({
+    container,
+    config: config.model,
+    layers,
+    rng: new SeededRandom(config.seed),
+    backend: capabilitiesOf(tf.getBackend()),
+  });
+  const taskInstance = task.definition.create(task.config, { vocabSize: config.model.vocab_size, seed: config.seed });
+  const trainer = new Trainer(model, taskInstance, config.train);
+  for (let step = 0; step < 4; step++) await trainer.trainStep();
+  const plan = trainer.recordedStep;
+  if (plan === undefined) {
+    report('dispatch times', { config: configFile, stepReplay: trainer.stepReplayStatus });
+  } else {
+    const batch = taskInstance.trainBatch(4, config.train.batch_size);
+    const inputs = [...trainer.stepInputArrays(batch), trainer.optimizer.stepScalars(1e-5, 5)].slice(
+      0,
+      plan.inputCount,
+    );
+    const pipelinedStart = performance.now();
+    for (let i = 0; i < 9; i++) await plan.replay(inputs, false);
+    await plan.replay(inputs);
+    const pipelinedMs = (performance.now() - pipelinedStart) / 10;
+    const times = await plan.timeDispatches(Number(process.env.INTERLEAVE_PROBE_REPEATS ?? 20));
+    const byLabel = new Map<string, { count: number; ms: number }>();
+    for (const time of times) {
+      const entry = byLabel.get(time.label) ?? { count: 0, ms: 0 };
+      entry.count += 1;
+      entry.ms += time.ms;
+      byLabel.set(time.label, entry);
+    }
+    const slowest = [...times].sort((a, b) => b.ms - a.ms).slice(0, 12);
+    report('dispatch times', {
+      config: configFile,
+      overrides,
+      dispatches: times.length,
+      pipelinedMs,
+      sumOfDispatchesMs: times.reduce((sum, time) => sum + time.ms, 0),
+      byLabel: [...byLabel.entries()]
+        .sort((a, b) => b[1].ms - a[1].ms)
+        .map(([label, { count, ms }]) => `${label}×${count}:${ms.toFixed(3)}ms`),
+      slowest: slowest.map(
+        (time) => `#${time.index} ${time.label} [${time.workgroups.join(',')}]:${time.ms.toFixed(3)}ms`,
+      ),
     });
   }
   trainer.dispose();
@@ -668,6 +727,9 @@ async function main(): Promise<void> {
       } else if (phase.startsWith('replay:')) {
         const [, configFile, overrides] = phase.split(':');
         await replayTimes(configFile ?? '', overrides === undefined ? [] : overrides.split(','));
+      } else if (phase.startsWith('dispatches:')) {
+        const [, configFile, overrides] = phase.split(':');
+        await dispatchTimes(configFile ?? '', overrides === undefined ? [] : overrides.split(','));
       } else if (phase.startsWith('hybrid')) {
         const [, batch, length] = phase.split(':');
         await hybrid(Number(batch ?? 16), length === undefined ? undefined : Number(length));

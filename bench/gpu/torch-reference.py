@@ -12,7 +12,11 @@ wall-clock around work that ends in torch.cuda.synchronize(), median of the time
   d_inner 512, d_state 16), Hillis-Steele and the sequential loop.
 - zoology-attention / zoology-mamba: a training step (forward, backward, AdamW) of Zoology's MQAR
   models at batch 512 x 64, vocab 8,192, d_model 64: 2 layers of 1-head attention with learned
-  positions, or 4 Mamba layers; pre-norm residual blocks without MLPs, tied embeddings.
+  positions, or 4 Mamba layers; pre-norm residual blocks without MLPs, tied embeddings. The head
+  and loss run on every position, as Zoology's code does.
+- zoology-attention-supervised / zoology-mamba-supervised: the same step with the head and loss on
+  the 4 supervised (query) positions per sequence alone, as Interleave's `train.head_rows:
+  supervised` does.
 """
 
 import json
@@ -139,33 +143,46 @@ class ZoologyModel(nn.Module):
         )
         self.norm = nn.RMSNorm(d_model, eps=1e-5)
 
-    def forward(self, tokens):
+    def hidden(self, tokens):
         x = self.embed(tokens)
         if self.positions is not None:
             x = x + self.positions.weight[: tokens.shape[1]]
         for layer in self.layers:
             x = layer(x)
-        return self.norm(x) @ self.embed.weight.t()
+        return self.norm(x)
+
+    def forward(self, tokens):
+        return self.hidden(tokens) @ self.embed.weight.t()
 
 
-def zoology(mixer):
+def zoology(mixer, supervised=False):
     torch.manual_seed(0)
-    batch, length, vocab = 512, 64, 8192
+    batch, length, vocab, queries = 512, 64, 8192, 4
     model = ZoologyModel(mixer, vocab=vocab, length=length).to(DEVICE)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
     tokens = torch.randint(0, vocab, (batch, length), device=DEVICE)
     targets = torch.randint(0, vocab, (batch, length), device=DEVICE)
+    # MQAR's (64, 4) cell supervises 4 query positions per sequence, in its second half.
+    query_positions = length // 2 + torch.rand(batch, length // 2, device=DEVICE).argsort(-1)[:, :queries]
+    rows = (torch.arange(batch, device=DEVICE)[:, None] * length + query_positions).reshape(-1).sort().values
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(tokens).reshape(-1, vocab), targets.reshape(-1))
+        if supervised:
+            # The head on the supervised rows alone (train.head_rows: supervised in Interleave).
+            hidden = model.hidden(tokens).reshape(-1, model.embed.weight.shape[1])[rows]
+            loss = F.cross_entropy(hidden @ model.embed.weight.t(), targets.reshape(-1)[rows])
+        else:
+            # As Zoology's code: logits at every position (the loss ignores the unsupervised ones).
+            loss = F.cross_entropy(model(tokens).reshape(-1, vocab), targets.reshape(-1))
         loss.backward()
         optimizer.step()
         loss.item()  # one read-back per step, as Interleave's trainer does
 
     ms = timed(step, warmup=5, repeats=20)
+    head = ", head on the 2,048 supervised rows" if supervised else ""
     report(
-        f"zoology {mixer} training step (B512 x 64, d_model 64)",
+        f"zoology {mixer} training step (B512 x 64, d_model 64{head})",
         ms=ms,
         tokensPerSecond=batch * length / (ms / 1000),
         parameters=sum(p.numel() for p in model.parameters()),
@@ -179,6 +196,8 @@ def main():
         "scan": scan,
         "zoology-attention": lambda: zoology("attention"),
         "zoology-mamba": lambda: zoology("mamba"),
+        "zoology-attention-supervised": lambda: zoology("attention", supervised=True),
+        "zoology-mamba-supervised": lambda: zoology("mamba", supervised=True),
     }
     report("versions", torch=torch.__version__, gpu=torch.cuda.get_device_name(0))
     for name in sys.argv[1:] or list(figures):

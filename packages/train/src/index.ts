@@ -8,6 +8,8 @@ export * from './optimizer/schedule.js';
 export * from './run/prepare-run.js';
 export * from './run/train-run.js';
 export * from './sweep/sweep-schema.js';
+export * from './trainer/head-objective.js';
 export * from './trainer/objective.js';
 export * from './trainer/progress.js';
+export * from './trainer/supervised-rows.js';
 export * from './trainer/trainer.js';

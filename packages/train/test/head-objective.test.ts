@@ -3,24 +3,34 @@ import { maskedAccuracyByForward } from '@interleave/eval';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { headObjective } from '../src/trainer/head-objective.js';
+import { supervisedRows } from '../src/trainer/supervised-rows.js';
 import type { Trainer } from '../src/trainer/trainer.js';
-import { disposeTrainer, tinyHybridTrainer } from './support.js';
+import { disposeTrainer, tinyHybridTrainer, tinyTrainConfig } from './support.js';
 
 /** The tiny hybrid's vocabulary (support.ts): a budget of `rows` rows of its float32 logits. */
 const VOCAB = 32;
 const rowsBudget = (rows: number) => rows * VOCAB * 4;
 
-/** Loss, accuracy counts and every parameter's gradient on the trainer's first batch. */
-function objectiveAndGradients(trainer: Trainer, budgetBytes?: number) {
+/**
+ * Loss, accuracy counts and every parameter's gradient on the trainer's first batch; with
+ * `gathered`, the head runs on the supervised rows alone (supervised-rows.ts).
+ */
+function objectiveAndGradients(trainer: Trainer, budgetBytes?: number, gathered = false) {
   const batch = trainer.task.trainBatch(0, trainer.train.batch_size);
   const parameters = trainer.model.parameters.list();
+  const supervised = gathered ? supervisedRows(batch) : undefined;
+  if (gathered && supervised === undefined) throw new Error('the batch supervises over half its positions');
   return tf.tidy(() => {
     const shape: [number, number] = [batch.batchSize, batch.seqLen];
     const inputs = tf.tensor2d(batch.inputs, shape, 'int32');
-    const supervision = {
-      targets: tf.tensor2d(batch.targets, shape, 'int32'),
-      mask: tf.tensor2d(batch.mask, shape, 'float32'),
-    };
+    const supervision =
+      supervised === undefined
+        ? { targets: tf.tensor2d(batch.targets, shape, 'int32'), mask: tf.tensor2d(batch.mask, shape, 'float32') }
+        : {
+            targets: tf.tensor1d(supervised.targets, 'int32'),
+            mask: tf.tensor1d(supervised.mask, 'float32'),
+            rows: tf.tensor1d(supervised.rows, 'int32'),
+          };
     let correct = 0;
     let counted = 0;
     const { value, grads } = tf.variableGrads(
@@ -104,5 +114,54 @@ describe('the head and loss in row chunks (cpu)', () => {
     expect(chunked.evaluation.accuracy).toBe(whole.evaluation.accuracy);
     expect(chunked.accuracy).toEqual(whole.accuracy);
     expect(whole.accuracy.counted).toBeGreaterThan(0);
+  });
+});
+
+describe('the head on the supervised rows alone (cpu)', () => {
+  beforeAll(async () => {
+    await selectBackend('cpu');
+  });
+
+  it('gives the loss, accuracy counts and gradients of the head on every row', async () => {
+    const trainer = await tinyHybridTrainer(7);
+    const whole = objectiveAndGradients(trainer);
+    const before = tf.memory().numTensors;
+    const gathered = objectiveAndGradients(trainer, undefined, true);
+    // Chunked too: 8 supervised rows in chunks of 3.
+    const gatheredInChunks = objectiveAndGradients(trainer, rowsBudget(3), true);
+    expect(tf.memory().numTensors).toBe(before);
+    for (const result of [gathered, gatheredInChunks]) {
+      expect(result.counted).toBe(whole.counted);
+      expect(result.correct).toBe(whole.correct);
+      expect(Math.abs(result.loss - whole.loss)).toBeLessThan(1e-6 * whole.loss);
+      for (const [name, expected] of Object.entries(whole.gradients)) {
+        const scale = Math.max(...expected.map(Math.abs));
+        expect(maxAbsDifference(result.gradients[name] as number[], expected), name).toBeLessThan(1e-5 * scale);
+      }
+    }
+    disposeTrainer(trainer);
+  });
+
+  it('trains and evaluates as train.head_rows: all does', async () => {
+    const run = async (headRows: 'supervised' | 'all') => {
+      const trainer = await tinyHybridTrainer(8, { ...tinyTrainConfig, head_rows: headRows });
+      const steps = [];
+      for (let i = 0; i < 5; i++) steps.push(await trainer.trainStep());
+      const evaluation = await trainer.evaluate();
+      disposeTrainer(trainer);
+      return { steps, evaluation };
+    };
+    const all = await run('all');
+    const supervised = await run('supervised');
+    supervised.steps.forEach((step, index) => {
+      const expected = all.steps[index];
+      expect(step.loss).toBeCloseTo(expected?.loss as number, 5);
+      expect(step.gradNorm).toBeCloseTo(expected?.gradNorm as number, 5);
+      expect(step.accuracy).toBe(expected?.accuracy);
+    });
+    expect(all.steps[4]?.loss).not.toBeCloseTo(all.steps[0]?.loss as number, 3);
+    expect(supervised.evaluation.loss).toBeCloseTo(all.evaluation.loss, 5);
+    expect(supervised.evaluation.counted).toBe(all.evaluation.counted);
+    expect(supervised.evaluation.accuracy).toBe(all.evaluation.accuracy);
   });
 });

@@ -23,6 +23,7 @@ export const tinyTrainConfig: TrainConfig = {
   log_every: 10,
   activation_checkpointing: 'none',
   step_replay: 'auto',
+  head_rows: 'supervised',
 };
 
 /** A two-layer Mamba + SWA model with MLPs on a small MQAR task: every code path of a step. */

@@ -101,6 +101,31 @@ describe('training steps replayed on webgpu (Dawn over llvmpipe)', () => {
   });
 });
 
+describe('a recorded step, dispatch by dispatch', () => {
+  it('times every dispatch under its pipeline label, and the training after it matches tfjs', async () => {
+    const trainer = await tinyHybridTrainer(7, tinyTrainConfig);
+    const twin = await tinyHybridTrainer(7, { ...tinyTrainConfig, step_replay: 'off' });
+    try {
+      await trace(trainer, 5);
+      await trace(twin, 5);
+      const plan = trainer.recordedStep as RecordedStep;
+      const times = await plan.timeDispatches(2);
+      expect(times).toHaveLength(plan.dispatchCount);
+      expect(times.map((time) => time.index)).toEqual(times.map((_, index) => index));
+      expect(times.every((time) => Number.isFinite(time.ms) && time.ms >= 0)).toBe(true);
+      const labels = new Set(times.map((time) => time.label));
+      // tfjs's programs and Interleave's kernels, e.g. the head's scatter and the fused AdamW.
+      for (const label of ['ScatterProgram', 'InterleaveSoftmaxCrossEntropy', 'InterleaveAdamWUpdate'])
+        expect(labels.has(label), label).toBe(true);
+      // The timing dirtied intermediate buffers only: the next replayed steps still train as tfjs does.
+      expect((await trace(trainer, 3)).losses).toEqual((await trace(twin, 3)).losses);
+    } finally {
+      disposeTrainer(trainer);
+      disposeTrainer(twin);
+    }
+  });
+});
+
 describe('recordWebgpuStep', () => {
   /** w ← w ⊙ x + 2x + c; returns Σw. `c` is a constant of the step, 2x an upload derived from x on the CPU. */
   function stepOf(w: tf.Variable, x: tf.Tensor1D, c: number, declareDerived: boolean) {

@@ -496,6 +496,17 @@ interface PlanParts {
   stateAfter: Buffer[];
 }
 
+/** One dispatch's GPU time in a recorded step (`RecordedStep.timeDispatches`). */
+export interface DispatchTime {
+  /** Its position among the step's dispatches. */
+  readonly index: number;
+  /** The compute pipeline's label: tfjs names a program's shader there. */
+  readonly label: string;
+  readonly workgroups: readonly [number, number, number];
+  /** Milliseconds per run. */
+  readonly ms: number;
+}
+
 /** Plans not yet disposed: a buffer one of them holds back may be owned by another too. */
 const livePlans = new Set<RecordedStep>();
 
@@ -688,6 +699,65 @@ export class RecordedStep implements PoolObserver {
     for (const { source, target } of this.parts.copies) {
       encoder.copyBufferToBuffer(source as GPUBuffer, 0, target as GPUBuffer, 0, Math.min(source.size, target.size));
     }
+  }
+
+  /**
+   * The GPU time of each dispatch of the step, measured without timestamp queries (which not every
+   * device offers): each dispatch runs `repeats` times back to back in one pass and submit, timed
+   * from submit to `onSubmittedWorkDone`, less the same round trip of an empty submit, divided by
+   * `repeats`. In step order, with the pipeline's label (tfjs names its programs' shaders there).
+   * Each submit's recorded uploads are written again before its dispatches are timed.
+   * For measurements only: the buffers a dispatch writes are left as its repeats wrote them
+   * (kernels that accumulate, e.g. with atomics, accumulate `repeats` times), so replay the step
+   * again before reading what it computes.
+   */
+  async timeDispatches(repeats = 20): Promise<DispatchTime[]> {
+    if (this.disposed) throw new Error('timing of a disposed step');
+    const { device, queue } = this.backend;
+    flush(this.backend);
+    await queue.onSubmittedWorkDone();
+    const roundTrip = async (encode: (encoder: GPUCommandEncoder) => void) => {
+      const encoder = device.createCommandEncoder();
+      encode(encoder);
+      const start = performance.now();
+      queue.submit([encoder.finish()]);
+      await queue.onSubmittedWorkDone();
+      return performance.now() - start;
+    };
+    const emptyTimes: number[] = [];
+    for (let i = 0; i < 5; i++) emptyTimes.push(await roundTrip(() => {}));
+    const empty = [...emptyTimes].sort((a, b) => a - b)[2] as number;
+    const times: DispatchTime[] = [];
+    for (const segment of this.parts.segments) {
+      // The segment's uploads first (uniforms among them, which later segments may overwrite in a
+      // shared arena), with the recorded bytes: the data do not change what a dispatch costs.
+      for (const write of segment.writes) queue.writeBuffer(write.buffer as GPUBuffer, write.offset, write.bytes);
+      for (const command of segment.commands) {
+        if (command.kind !== 'pass') continue;
+        for (const dispatch of command.dispatches) {
+          const run = (times: number) => (encoder: GPUCommandEncoder) => {
+            const pass = encoder.beginComputePass();
+            pass.setPipeline(dispatch.pipeline as GPUComputePipeline);
+            dispatch.groups.forEach((group, index) => {
+              if (group !== undefined) pass.setBindGroup(index, group as GPUBindGroup);
+            });
+            const [x, y, z] = dispatch.workgroups;
+            for (let r = 0; r < times; r++) pass.dispatchWorkgroups(x, y, z);
+            pass.end();
+          };
+          // Once untimed first: a driver may finish building a pipeline on its first use.
+          await roundTrip(run(1));
+          const ms = await roundTrip(run(repeats));
+          times.push({
+            index: times.length,
+            label: dispatch.pipeline.label ?? 'unlabelled',
+            workgroups: dispatch.workgroups,
+            ms: Math.max(0, ms - empty) / repeats,
+          });
+        }
+      }
+    }
+    return times;
   }
 
   /** The values of a probe (as left by the last replay), or undefined for an unknown name. */

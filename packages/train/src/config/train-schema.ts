@@ -41,6 +41,13 @@ export const trainSchema = z.strictObject({
    * tfjs. No effect on other backends.
    */
   step_replay: z.enum(['auto', 'off']).default('auto'),
+  /**
+   * `supervised`: when a task supervises under half of a batch's positions (MQAR: its queries),
+   * the output head and the loss run on those positions alone; the others add nothing to the
+   * loss, so values and gradients are the same (up to summation order). `all`: the head runs on
+   * every position, as Zoology's code and the PyTorch peer do.
+   */
+  head_rows: z.enum(['supervised', 'all']).default('supervised'),
 });
 export type TrainConfig = z.infer<typeof trainSchema>;
 

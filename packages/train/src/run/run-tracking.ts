@@ -69,6 +69,7 @@ export async function recordRunSetup(
     // Logged even when left at its default: it changes a step's speed and memory, not its results.
     'train.activation_checkpointing': run.trainer.train.activation_checkpointing,
     'train.step_replay': run.trainer.train.step_replay,
+    'train.head_rows': run.trainer.train.head_rows,
     'model.parameters': run.model.parameters.count(),
     'compute.flops_per_token': run.flops.total,
     'compute.forward_flops_per_token': run.flops.forward,

@@ -1,5 +1,6 @@
-import { type HiddenOptions, headChunkRows, type LanguageModel } from '@interleave/core';
+import { type HiddenOptions, headChunkRows, type LanguageModel, sumPairwise } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
+import { gatherRows } from './gather-rows.js';
 import { maskedCorrect, maskedCrossEntropy, maskedCrossEntropySum, type Supervision } from './objective.js';
 
 /** The training objective of one batch and its accuracy counts (all scalars). */
@@ -17,7 +18,10 @@ export interface HeadObjective {
  * sized by `headChunkRows` (core's head-chunks.ts; `budgetBytes` overrides the backend's limit).
  * The loss is Σ over chunks of the masked sums, divided once by the total count: the same value
  * and gradients as the unchunked mean. When everything fits, one chunk is the unchunked path.
- * `hiddenOptions` go to the model's layers (training steps: activation checkpointing).
+ * With `supervision.rows` the hidden states of those positions are gathered first and the head
+ * runs on them alone (supervised-rows.ts): the same loss and gradients, far fewer logits when a
+ * task supervises few positions. `hiddenOptions` go to the model's layers (training steps:
+ * activation checkpointing).
  */
 export function headObjective(
   model: LanguageModel,
@@ -29,29 +33,36 @@ export function headObjective(
   return tf.tidy(() => {
     const hidden = model.hidden(inputs, hiddenOptions);
     const [batch, length, dModel] = hidden.shape;
-    const chunks = headChunkRows(batch * length, model.config.vocab_size, budgetBytes);
+    // With supervised rows the head sees only those positions: the others add nothing to the loss.
+    const rows =
+      supervision.rows === undefined
+        ? (hidden.reshape([batch * length, dModel]) as tf.Tensor2D)
+        : gatherRows(hidden.reshape([batch * length, dModel]) as tf.Tensor2D, supervision.rows);
+    const targets = supervision.targets.reshape([-1]) as tf.Tensor1D;
+    const mask = supervision.mask.reshape([-1]) as tf.Tensor1D;
+    const chunks = headChunkRows(rows.shape[0], model.config.vocab_size, budgetBytes);
     if (chunks.length === 1) {
-      const logits = model.headLogits(hidden);
-      return { loss: maskedCrossEntropy(logits, supervision), ...maskedCorrect(logits, supervision) };
+      const logits = model.headLogits(rows);
+      return { loss: maskedCrossEntropy(logits, { targets, mask }), ...maskedCorrect(logits, { targets, mask }) };
     }
-    const hiddenChunks = tf.split(hidden.reshape([batch * length, dModel]) as tf.Tensor2D, chunks) as tf.Tensor2D[];
-    const targetChunks = tf.split(supervision.targets.reshape([-1]) as tf.Tensor1D, chunks);
-    const maskChunks = tf.split(supervision.mask.reshape([-1]) as tf.Tensor1D, chunks);
+    const rowChunks = tf.split(rows, chunks) as tf.Tensor2D[];
+    const targetChunks = tf.split(targets, chunks);
+    const maskChunks = tf.split(mask, chunks);
     const sums: tf.Scalar[] = [];
     const hits: tf.Scalar[] = [];
-    hiddenChunks.forEach((chunk, index) => {
-      const targets = targetChunks[index] as tf.Tensor1D;
-      const mask = maskChunks[index] as tf.Tensor1D;
+    rowChunks.forEach((chunk, index) => {
+      const chunkTargets = targetChunks[index] as tf.Tensor1D;
+      const chunkMask = maskChunks[index] as tf.Tensor1D;
       const logits = model.headLogits(chunk);
-      sums.push(maskedCrossEntropySum(logits, targets, mask));
-      hits.push(maskedCorrect(logits, { targets, mask }).correct);
+      sums.push(maskedCrossEntropySum(logits, chunkTargets, chunkMask));
+      hits.push(maskedCorrect(logits, { targets: chunkTargets, mask: chunkMask }).correct);
       // Each chunk's logits go once its scalars exist (the gradient tape keeps what backward needs).
       logits.dispose();
     });
-    const counted = supervision.mask.sum() as tf.Scalar;
+    const counted = mask.sum() as tf.Scalar;
     return {
-      loss: tf.addN(sums).div(tf.maximum(counted, 1)) as tf.Scalar,
-      correct: tf.addN(hits) as tf.Scalar,
+      loss: sumPairwise(sums).div(tf.maximum(counted, 1)) as tf.Scalar,
+      correct: sumPairwise(hits),
       counted,
     };
   });

@@ -1,31 +1,36 @@
 import * as tf from '@tensorflow/tfjs';
 import { fusedCrossEntropyAvailable, fusedMaskedCrossEntropySum } from './cross-entropy-wgsl.js';
 
-/** Targets and the positions that count, as tensors: targets [B, L] int32, mask [B, L] float32. */
+/**
+ * Targets and the positions that count, as tensors: targets [B, L] int32, mask [B, L] float32.
+ * With `rows` (int32 [C], flat indices b·L + t: supervised-rows.ts), the head runs on those
+ * positions alone and targets and mask are [C], one per row.
+ */
 export interface Supervision {
-  targets: tf.Tensor2D;
-  mask: tf.Tensor2D;
+  targets: tf.Tensor;
+  mask: tf.Tensor;
+  rows?: tf.Tensor1D;
 }
 
 /**
  * Mean cross-entropy over the positions where mask = 1 (MQAR: query positions only): the masked
  * sum (`maskedCrossEntropySum`) over the count of counted positions (at least 1).
  */
-export function maskedCrossEntropy(logits: tf.Tensor3D, supervision: Supervision): tf.Scalar {
+export function maskedCrossEntropy(logits: tf.Tensor2D | tf.Tensor3D, supervision: Supervision): tf.Scalar {
   return meanOver(logits, supervision, maskedCrossEntropySum);
 }
 
 /** The tf-op form of `maskedCrossEntropy`, on every backend. */
-export function maskedCrossEntropyWithOps(logits: tf.Tensor3D, supervision: Supervision): tf.Scalar {
+export function maskedCrossEntropyWithOps(logits: tf.Tensor2D | tf.Tensor3D, supervision: Supervision): tf.Scalar {
   return meanOver(logits, supervision, maskedCrossEntropySumWithOps);
 }
 
 type MaskedSum = (logits: tf.Tensor2D, targets: tf.Tensor1D, mask: tf.Tensor1D) => tf.Scalar;
 
-function meanOver(logits: tf.Tensor3D, { targets, mask }: Supervision, maskedSum: MaskedSum): tf.Scalar {
+function meanOver(logits: tf.Tensor2D | tf.Tensor3D, { targets, mask }: Supervision, maskedSum: MaskedSum): tf.Scalar {
   return tf.tidy(() => {
     const sum = maskedSum(
-      logits.reshape([-1, logits.shape[2]]),
+      logits.reshape([-1, logits.shape[logits.rank - 1] as number]),
       targets.reshape([-1]) as tf.Tensor1D,
       mask.reshape([-1]) as tf.Tensor1D,
     );

@@ -1,4 +1,4 @@
-import type { RecordedStep, TokenBatch } from '@interleave/core';
+import type { RecordedStep } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 
 /** How the trainer runs its next step. */
@@ -11,7 +11,7 @@ const WARM_UP_STEPS = 1;
  * When the trainer records and replays its steps on webgpu (`train.step_replay`; the mechanism
  * is core's webgpu-step-replay.ts). After the warm-up it records two steps; a replay is trusted
  * only if the two recordings wrote the same bytes everywhere but the declared inputs (the token
- * ids, targets, mask and the optimiser's step scalars), so nothing else that varies from step to
+ * ids, targets, mask or supervised rows, and the optimiser's step scalars), so nothing else that varies from step to
  * step is replayed stale. Every later step of the recorded batch shape is replayed; another shape
  * runs through tfjs.
  */
@@ -33,14 +33,14 @@ export class StepReplayer {
     return this.setting === 'off' ? 'off: train.step_replay is off' : 'not yet recorded';
   }
 
-  modeFor(batch: TokenBatch): StepMode {
+  /** The mode of a step whose inputs have the shapes `shape` names (equal keys, equal shapes). */
+  modeFor(shape: string): StepMode {
     if (this.setting === 'off' || this.refusal !== undefined || tf.getBackend() !== 'webgpu') return 'tfjs';
-    const shape = `${batch.batchSize}x${batch.seqLen}`;
     if (this.plan !== undefined) {
       if (!this.plan.stateIntact()) {
         // A restore reassigned the variables: start again from a fresh warm-up.
         this.reset();
-        return this.modeFor(batch);
+        return this.modeFor(shape);
       }
       return shape === this.shape ? 'replay' : 'tfjs';
     }
@@ -58,8 +58,8 @@ export class StepReplayer {
     return this.plan;
   }
 
-  /** Takes a recording (or its refusal) of a step of `batch`'s shape. */
-  recorded(plan: RecordedStep | undefined, refusal: string | undefined, batch: TokenBatch): void {
+  /** Takes a recording (or its refusal) of a step whose inputs have the shapes `shape` names. */
+  recorded(plan: RecordedStep | undefined, refusal: string | undefined, shape: string): void {
     if (plan === undefined) {
       this.refuse(refusal ?? 'the step could not be recorded');
       return;
@@ -68,7 +68,7 @@ export class StepReplayer {
       // The first recording only vouches for the second: its buffers go back now.
       plan.dispose();
       this.earlier = plan;
-      this.shape = `${batch.batchSize}x${batch.seqLen}`;
+      this.shape = shape;
       return;
     }
     const difference = plan.differenceFrom(this.earlier);

@@ -16,6 +16,7 @@ import { headObjective } from './head-objective.js';
 import type { Supervision } from './objective.js';
 import { checkStepHealth, firstNonFinite } from './step-health.js';
 import { StepReplayer } from './step-replay.js';
+import { type SupervisedRows, supervisedRows } from './supervised-rows.js';
 
 export interface StepMetrics {
   /** The update just applied, 1-based. */
@@ -49,7 +50,7 @@ export class Trainer {
    * drawing it is off the step's critical path. Batches are pure in their index, so this changes
    * nothing but when the work happens.
    */
-  private drawnAhead: { index: number; batch: TokenBatch } | undefined;
+  private drawnAhead: { index: number; data: StepData } | undefined;
   /** Records and replays steps on webgpu (`train.step_replay`). */
   private readonly replay: StepReplayer;
 
@@ -70,6 +71,14 @@ export class Trainer {
     return this.replay.current;
   }
 
+  /**
+   * The arrays a recorded step takes for `batch`, in its input order (the optimiser's step
+   * scalars follow them): for measurements that replay `recordedStep` themselves.
+   */
+  stepInputArrays(batch: TokenBatch): ArrayBufferView[] {
+    return stepData(batch, this.train.head_rows).arrays;
+  }
+
   /** Whether steps are replayed on webgpu, and if not, why (`train.step_replay`). */
   get stepReplayStatus(): string {
     return this.replay.status;
@@ -77,16 +86,20 @@ export class Trainer {
 
   private drawAhead(index: number): void {
     try {
-      this.drawnAhead = { index, batch: this.task.trainBatch(index, this.train.batch_size) };
+      this.drawnAhead = { index, data: this.stepDataAt(index) };
     } catch {
       // Not now: the next step draws it itself and reports the error there, in its place.
     }
   }
 
-  private batchAt(index: number): TokenBatch {
+  private stepDataAt(index: number): StepData {
+    return stepData(this.task.trainBatch(index, this.train.batch_size), this.train.head_rows);
+  }
+
+  private batchAt(index: number): StepData {
     const ahead = this.drawnAhead;
     this.drawnAhead = undefined;
-    return ahead?.index === index ? ahead.batch : this.task.trainBatch(index, this.train.batch_size);
+    return ahead?.index === index ? ahead.data : this.stepDataAt(index);
   }
 
   get stepsDone(): number {
@@ -102,15 +115,16 @@ export class Trainer {
 
   /** One update. Async because reading the loss back is asynchronous on GPU backends. */
   async trainStep(): Promise<StepMetrics> {
-    const batch = this.batchAt(this.completed);
+    const data = this.batchAt(this.completed);
+    const { batch } = data;
     const learningRate = learningRateAt(this.completed, this.train);
     const step = this.completed + 1;
-    const mode = this.replay.modeFor(batch);
+    const mode = this.replay.modeFor(data.shapeKey);
     const plan = this.replay.current;
     const values =
       mode === 'replay' && plan !== undefined
-        ? await this.replayedStep(plan, batch, learningRate, step)
-        : await this.tfjsStep(batch, learningRate, step, mode === 'record');
+        ? await this.replayedStep(plan, data, learningRate, step)
+        : await this.tfjsStep(data, learningRate, step, mode === 'record');
     this.completed += 1;
     const [lossValue, normValue, correctValue, countedValue] = values as [number, number, number, number];
     return {
@@ -124,9 +138,9 @@ export class Trainer {
   }
 
   /** A step through tfjs's ops; with `record`, its GPU commands are recorded for replays. */
-  private async tfjsStep(batch: TokenBatch, learningRate: number, step: number, record: boolean): Promise<number[]> {
+  private async tfjsStep(data: StepData, learningRate: number, step: number, record: boolean): Promise<number[]> {
     const parameters = this.model.parameters.list();
-    const { inputs, supervision } = toTensors(batch);
+    const { inputs, supervision, tensors } = stepTensors(data);
     const stepScalars = fusedAdamWAvailable()
       ? tf.tensor1d(this.optimizer.stepScalars(learningRate, this.optimizer.stepCount + 1))
       : undefined;
@@ -168,12 +182,12 @@ export class Trainer {
     try {
       let result: ReturnType<typeof run> | undefined;
       if (record) {
-        const stepInputs = [inputs, supervision.targets, supervision.mask, ...(stepScalars ? [stepScalars] : [])];
+        const stepInputs = [...tensors, ...(stepScalars ? [stepScalars] : [])];
         const recording = recordWebgpuStep({ inputs: stepInputs, state: this.optimizer.stateVariables() }, () => {
           result = run();
           return result;
         });
-        this.replay.recorded(recording.plan, recording.refusal, batch);
+        this.replay.recorded(recording.plan, recording.refusal, data.shapeKey);
       } else {
         this.replay.ranThroughTfjs();
         result = run();
@@ -191,7 +205,7 @@ export class Trainer {
       values = await reading;
       await checkStepHealth(step, values[0] as number, values[1] as number, () => firstNonFinite(gradients));
     } finally {
-      tf.dispose([inputs, supervision.targets, supervision.mask, ...(stepScalars ? [stepScalars] : [])]);
+      tf.dispose([...tensors, ...(stepScalars ? [stepScalars] : [])]);
       tf.dispose([...(packed ? [packed] : []), ...Object.values(gradients)]);
     }
     return values;
@@ -200,7 +214,7 @@ export class Trainer {
   /** A recorded step replayed on this batch (no tfjs ops). */
   private async replayedStep(
     plan: RecordedStep,
-    batch: TokenBatch,
+    data: StepData,
     learningRate: number,
     step: number,
   ): Promise<number[]> {
@@ -208,7 +222,7 @@ export class Trainer {
     const during = `training step ${step}`;
     let values: Float32Array;
     try {
-      const reading = plan.replay([batch.inputs, batch.targets, batch.mask, stepScalars].slice(0, plan.inputCount));
+      const reading = plan.replay([...data.arrays, stepScalars].slice(0, plan.inputCount));
       this.drawAhead(step);
       values = await reading;
     } catch (error) {
@@ -235,7 +249,7 @@ export class Trainer {
     let examples = 0;
     for (const batch of this.task.testBatches(batchSize)) {
       const [loss, correct, counted] = tf.tidy(() => {
-        const { inputs, supervision } = toTensors(batch);
+        const { inputs, supervision } = stepTensors(stepData(batch, this.train.head_rows));
         const { loss, correct, counted } = headObjective(this.model, inputs, supervision, this.headChunkBytes);
         return [loss, correct, counted];
       });
@@ -295,13 +309,47 @@ async function readPacked(packed: tf.Tensor, during: string): Promise<number[]> 
   return Array.from(values);
 }
 
-function toTensors(batch: TokenBatch): { inputs: tf.Tensor2D; supervision: Supervision } {
+/**
+ * A batch as a step's inputs, on the CPU: token ids [B, L], then either targets and mask [B, L],
+ * or the supervised rows with their targets and mask [C] (`train.head_rows`, supervised-rows.ts).
+ * `arrays` is the order a recorded step declares its inputs in.
+ */
+interface StepData {
+  readonly batch: TokenBatch;
+  readonly rows: SupervisedRows | undefined;
+  readonly arrays: ArrayBufferView[];
+  /** Batches with the same key make tensors of the same shapes. */
+  readonly shapeKey: string;
+}
+
+function stepData(batch: TokenBatch, headRows: TrainConfig['head_rows']): StepData {
+  const rows = headRows === 'supervised' ? supervisedRows(batch) : undefined;
+  const shapeKey = `${batch.batchSize}x${batch.seqLen}`;
+  return rows === undefined
+    ? { batch, rows, arrays: [batch.inputs, batch.targets, batch.mask], shapeKey }
+    : {
+        batch,
+        rows,
+        arrays: [batch.inputs, rows.rows, rows.targets, rows.mask],
+        shapeKey: `${shapeKey}, ${rows.rows.length} supervised rows`,
+      };
+}
+
+/** The step's input tensors (`tensors` in the order of `StepData.arrays`). */
+function stepTensors({ batch, rows }: StepData): {
+  inputs: tf.Tensor2D;
+  supervision: Supervision;
+  tensors: tf.Tensor[];
+} {
   const shape: [number, number] = [batch.batchSize, batch.seqLen];
-  return {
-    inputs: tf.tensor2d(batch.inputs, shape, 'int32'),
-    supervision: {
-      targets: tf.tensor2d(batch.targets, shape, 'int32'),
-      mask: tf.tensor2d(batch.mask, shape, 'float32'),
-    },
-  };
+  const inputs = tf.tensor2d(batch.inputs, shape, 'int32');
+  if (rows === undefined) {
+    const targets = tf.tensor2d(batch.targets, shape, 'int32');
+    const mask = tf.tensor2d(batch.mask, shape, 'float32');
+    return { inputs, supervision: { targets, mask }, tensors: [inputs, targets, mask] };
+  }
+  const rowIndices = tf.tensor1d(rows.rows, 'int32');
+  const targets = tf.tensor1d(rows.targets, 'int32');
+  const mask = tf.tensor1d(rows.mask, 'float32');
+  return { inputs, supervision: { targets, mask, rows: rowIndices }, tensors: [inputs, rowIndices, targets, mask] };
 }
