@@ -2,7 +2,9 @@ import {
   configureWebgpuMatmul,
   MATMUL_MIN_INNER,
   MATMUL_MIN_OUTPUT_ELEMENTS,
+  MATMUL_MIN_WORK,
   MATMUL_TILINGS,
+  planMatmul,
   SeededRandom,
   selectBackend,
   webgpuMatmulCounts,
@@ -202,7 +204,7 @@ describe('WGSL matmul on webgpu = the cpu backend’s matMul', () => {
 });
 
 describe('which kernel takes a product', () => {
-  it('takes products from the threshold on, and leaves smaller ones (or a short K) to tfjs', async () => {
+  it('takes products from the thresholds on, and leaves smaller ones (or a short K) to tfjs', async () => {
     const side = Math.sqrt(MATMUL_MIN_OUTPUT_ELEMENTS);
     const cases: [number, number, number, 'interleave' | 'tfjs'][] = [
       [side, MATMUL_MIN_INNER, side, 'interleave'],
@@ -217,6 +219,16 @@ describe('which kernel takes a product', () => {
       expect(webgpuMatmulCounts[kernel]).toBe(before[kernel] + 1);
       expect(relativeError(actual as Float32Array, expected as Float32Array)).toBeLessThan(2e-6);
     }
+  });
+
+  it('also takes a small output over a long K, by its work (the gathered head’s gradient)', () => {
+    const f32 = (shape: number[]) => ({ shape, dtype: 'float32' });
+    // dLogits [2,048 × 8,192] · W [8,192 × 64]: 131,072 outputs, 2^30 multiply-adds.
+    expect(planMatmul(f32([2048, 8192]), f32([8192, 64]), false, false, 'auto')).toMatchObject({ m: 2048, n: 64 });
+    expect(planMatmul(f32([2048, 8191]), f32([8191, 64]), false, false, 'auto')).toBeUndefined();
+    // A weight gradient xᵀ·dy of 64 × 64 over 8,192 rows: 2^25, left to tfjs's split-K.
+    expect(planMatmul(f32([8192, 64]), f32([8192, 64]), true, false, 'auto')).toBeUndefined();
+    expect(MATMUL_MIN_WORK).toBe(2048 * 8192 * 64);
   });
 
   it('keeps tfjs’s kernel for every product when told to (INTERLEAVE_MATMUL=tfjs)', async () => {

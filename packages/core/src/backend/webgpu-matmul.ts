@@ -34,6 +34,15 @@ import {
  */
 export const MATMUL_MIN_OUTPUT_ELEMENTS = 2 ** 18;
 export const MATMUL_MIN_INNER = 64;
+/**
+ * A product with a smaller output is still ours when it is this much work (multiply-adds; with
+ * fewer than 2^18 outputs that means K over 4,096): split over K it fills the GPU, where
+ * tfjs-webgpu gives it 32×32 tiles that each walk all of K. The gradient of the head on MQAR's supervised rows, dLogits
+ * [2,048 × 8,192] · W [8,192 × 64] (2^30 multiply-adds into 131,072 outputs), is such a product;
+ * the head on every row ran at 14.3 ms a step and on the supervised rows at 21.1 on the H200 with
+ * it on tfjs's kernel (docs/gpu.md, fifth session). Not yet measured with it on ours.
+ */
+export const MATMUL_MIN_WORK = 2 ** 30;
 
 /**
  * A product with fewer output tiles than this splits K to reach it: about two resident
@@ -169,7 +178,7 @@ export function planMatmul(
   const batchB = product(batchShapeB);
   // Each side is either one matrix for the whole batch (stride 0) or one per output matrix.
   if ((batchA !== batch && batchA !== 1) || (batchB !== batch && batchB !== 1)) return undefined;
-  if (kernel === 'auto' && (batch * m * n < MATMUL_MIN_OUTPUT_ELEMENTS || k < MATMUL_MIN_INNER)) return undefined;
+  if (kernel === 'auto' && !worthOurKernel(batch * m * n, k)) return undefined;
   return {
     m,
     n,
@@ -186,6 +195,12 @@ export function planMatmul(
       vectorC: n % 4 === 0,
     },
   };
+}
+
+/** Whether a product of `outputs` elements over an inner size `k` goes to this kernel under `auto`. */
+function worthOurKernel(outputs: number, k: number): boolean {
+  if (k < MATMUL_MIN_INNER) return false;
+  return outputs >= MATMUL_MIN_OUTPUT_ELEMENTS || outputs * k >= MATMUL_MIN_WORK;
 }
 
 /** The tiling for this product on this device: the one asked for, else by shape; DEFAULT_TILING where the device lacks room. */
