@@ -1,5 +1,5 @@
 import { findRuns, InterleaveError, type RunRecord, type RunStatus, requireExperiment } from '@interleave/core';
-import { readLastValue } from './metric-values.js';
+import { readLastStep, readLastValue } from './metric-values.js';
 
 /** The tag that marks a report's own MLflow run, so that a later report does not read it as data. */
 export const REPORT_KIND_TAG = 'interleave.kind';
@@ -30,7 +30,11 @@ export interface InductionPoint {
 export interface ReportRun {
   runId: string;
   runName: string;
-  /** The `interleave.architecture` tag, or the run name for runs that predate it. */
+  /**
+   * The `interleave.architecture` tag (or the run name for runs that predate it), followed by the
+   * model settings that tell runs of that architecture apart, e.g. `attention+attention (init=zoology)`
+   * (`labelModelVariants`).
+   */
   architecture: string;
   status: RunStatus;
   startTime: number;
@@ -40,7 +44,10 @@ export interface ReportRun {
   /** The training task's sequence length (`task.seq_len`). */
   seqLen: number | undefined;
   parameters: number | undefined;
+  /** The configured `train.steps`. */
   steps: number | undefined;
+  /** The last step the run logged a training loss at (below `steps` for a stopped run). */
+  stepsRun: number | undefined;
   evalAccuracy: number | undefined;
   evalLoss: number | undefined;
   /** Cumulative training FLOPs at the last logged step. */
@@ -67,7 +74,53 @@ export async function loadExperimentRuns(uri: string, experiment: string): Promi
     throw new InterleaveError(`MLflow experiment '${experiment}' in ${uri} has no runs to report`);
   const runs: ReportRun[] = [];
   for (const record of records) runs.push(await summarizeRun(uri, record));
+  labelModelVariants(runs);
   return runs;
+}
+
+/** Model params shown in their own columns, or derived from the others: never a variant's name. */
+const NOT_A_VARIANT = new Set([
+  'model.d_model',
+  'model.parameters',
+  'model.state_bytes_per_sequence',
+  'model.state_grows_with_length',
+]);
+
+/**
+ * Runs of one architecture that differ in other model settings (a block's `init`, d_state, a
+ * window, ...) are different models: each run's label gets the settings that vary among runs of
+ * its architecture at the same d_model and seq_len (settings that follow those columns, such as
+ * learned positions sized to the length, are not variants), `name=value` (`default` where a run
+ * left it unset), so that no table or plot mixes them under one name. A setting is named by its
+ * last key, or by its whole path under `model.` where two varying settings share a last key.
+ */
+export function labelModelVariants(runs: ReportRun[]): void {
+  const groupsOf = (key: (run: ReportRun) => string, members: ReportRun[]) => {
+    const groups = new Map<string, ReportRun[]>();
+    for (const run of members) groups.set(key(run), [...(groups.get(key(run)) ?? []), run]);
+    return [...groups.values()];
+  };
+  for (const group of groupsOf((run) => run.architecture, runs)) {
+    const varying = new Set<string>();
+    for (const cell of groupsOf((run) => `${run.dModel}|${run.seqLen}`, group)) {
+      const keys = new Set(
+        cell.flatMap((run) =>
+          Object.keys(run.params).filter((key) => key.startsWith('model.') && !NOT_A_VARIANT.has(key)),
+        ),
+      );
+      for (const key of keys) if (new Set(cell.map((run) => run.params[key] ?? '')).size > 1) varying.add(key);
+    }
+    if (varying.size === 0) continue;
+    const sorted = [...varying].sort();
+    const lastKey = (key: string) => key.slice(key.lastIndexOf('.') + 1);
+    const names = sorted.map((key) =>
+      sorted.filter((other) => lastKey(other) === lastKey(key)).length > 1 ? key.slice('model.'.length) : lastKey(key),
+    );
+    for (const run of group) {
+      const settings = sorted.map((key, index) => `${names[index]}=${run.params[key] ?? 'default'}`);
+      run.architecture = `${run.architecture} (${settings.join(', ')})`;
+    }
+  }
 }
 
 async function summarizeRun(uri: string, record: RunRecord): Promise<ReportRun> {
@@ -124,6 +177,9 @@ async function summarizeRun(uri: string, record: RunRecord): Promise<ReportRun> 
     seqLen,
     parameters: numericParam(params, 'model.parameters'),
     steps: numericParam(params, 'train.steps'),
+    stepsRun: record.metricKeys.includes('train/loss')
+      ? await readLastStep(uri, record.runId, 'train/loss')
+      : undefined,
     evalAccuracy,
     evalLoss: await last('eval/loss'),
     computeFlops: await last('compute/flops'),

@@ -10,3 +10,11 @@ export async function readLastValue(uri: string, runId: string, key: string): Pr
   for (const point of history) if (latest === undefined || point.step >= latest.step) latest = point;
   return latest?.value;
 }
+
+/** The latest step at which metric `key` was logged, or undefined when it never was. */
+export async function readLastStep(uri: string, runId: string, key: string): Promise<number | undefined> {
+  const history = await readMetricHistory(uri, runId, key);
+  let latest: number | undefined;
+  for (const point of history) if (latest === undefined || point.step > latest) latest = point.step;
+  return latest;
+}

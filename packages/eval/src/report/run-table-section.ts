@@ -12,7 +12,7 @@ export function runTableSection(runs: readonly ReportRun[]): ReportSection {
     id: 'runs',
     title: 'Runs',
     description:
-      'Every run of the experiment (earlier reports excluded), by architecture. Accuracy and loss are the final held-out evaluation; compute is the cumulative training FLOPs.',
+      'Every run of the experiment (earlier reports excluded), by architecture. Steps are those run, of those configured where a run stopped early. Accuracy and loss are the final held-out evaluation; compute is the cumulative training FLOPs.',
     tables: [
       {
         columns: [
@@ -37,7 +37,7 @@ export function runTableSection(runs: readonly ReportRun[]): ReportSection {
           formatCount(run.parameters),
           formatCount(run.dModel),
           formatCount(run.seqLen),
-          formatCount(run.steps),
+          stepsCell(run),
           formatAccuracy(run.evalAccuracy),
           formatLoss(run.evalLoss),
           formatFlops(run.computeFlops),
@@ -58,4 +58,11 @@ export function runTableSection(runs: readonly ReportRun[]): ReportSection {
     );
   }
   return section;
+}
+
+/** `5,700 of 12,500` for a run that stopped before its configured steps, else the steps. */
+function stepsCell(run: ReportRun): string {
+  if (run.stepsRun !== undefined && run.steps !== undefined && run.stepsRun < run.steps)
+    return `${formatCount(run.stepsRun)} of ${formatCount(run.steps)}`;
+  return formatCount(run.steps ?? run.stepsRun);
 }
