@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import {
   capabilitiesOf,
   configureWebgpuMatmul,
@@ -608,7 +610,18 @@ async function dispatchTimes(configFile: string, overrides: string[]): Promise<v
       entry.ms += time.ms;
       byLabel.set(time.label, entry);
     }
-    const slowest = [...times].sort((a, b) => b.ms - a.ms).slice(0, 12);
+    const slowest = [...times].sort((a, b) => b.ms - a.ms).slice(0, 24);
+    // INTERLEAVE_PROBE_DUMP=<folder>: every dispatch's time, in order, for reading beside the step's program.
+    const dumpFolder = process.env.INTERLEAVE_PROBE_DUMP;
+    if (dumpFolder !== undefined) {
+      const name = `${basename(configFile, '.yaml')}${overrides.length > 0 ? `-${overrides.join(',')}` : ''}.tsv`;
+      writeFileSync(
+        join(dumpFolder, name.replace(/[^A-Za-z0-9._-]/g, '_')),
+        times
+          .map((time) => `${time.index}\t${time.label}\t${time.workgroups.join(',')}\t${time.ms.toFixed(4)}`)
+          .join('\n'),
+      );
+    }
     report('dispatch times', {
       config: configFile,
       overrides,

@@ -221,14 +221,31 @@ describe('which kernel takes a product', () => {
     }
   });
 
-  it('also takes a small output over a long K, by its work (the gathered head’s gradient)', () => {
+  it('also takes a small output over a long K, by its work (weight gradients, the gathered head’s gradient)', () => {
     const f32 = (shape: number[]) => ({ shape, dtype: 'float32' });
     // dLogits [2,048 × 8,192] · W [8,192 × 64]: 131,072 outputs, 2^30 multiply-adds.
     expect(planMatmul(f32([2048, 8192]), f32([8192, 64]), false, false, 'auto')).toMatchObject({ m: 2048, n: 64 });
-    expect(planMatmul(f32([2048, 8191]), f32([8191, 64]), false, false, 'auto')).toBeUndefined();
-    // A weight gradient xᵀ·dy of 64 × 64 over 8,192 rows: 2^25, left to tfjs's split-K.
-    expect(planMatmul(f32([8192, 64]), f32([8192, 64]), true, false, 'auto')).toBeUndefined();
-    expect(MATMUL_MIN_WORK).toBe(2048 * 8192 * 64);
+    // A projection's weight gradient xᵀ·dy, 64 × 64 over Zoology's 32,768 rows (2^27), and over 4,096 rows (2^24).
+    expect(planMatmul(f32([32768, 64]), f32([32768, 64]), true, false, 'auto')).toMatchObject({
+      m: 64,
+      n: 64,
+      k: 32768,
+    });
+    expect(planMatmul(f32([4096, 64]), f32([4096, 64]), true, false, 'auto')).toMatchObject({ k: 4096 });
+    // One row fewer is under the threshold: tfjs's kernel, made for small products.
+    expect(planMatmul(f32([4095, 64]), f32([4095, 64]), true, false, 'auto')).toBeUndefined();
+    expect(MATMUL_MIN_WORK).toBe(64 * 64 * 4096);
+  });
+
+  it('splits K for a small weight gradient and sums the parts to tfjs’s values', async () => {
+    const [k, m, n] = [16384, 64, 48];
+    const data = operands([k, m], [k, n]);
+    const [expected] = await valuesOn('cpu', data, (a, b) => tf.matMul(a, b, true, false));
+    const before = { ...webgpuMatmulCounts };
+    const [actual] = await valuesOn('webgpu', data, (a, b) => tf.matMul(a, b, true, false));
+    expect(webgpuMatmulCounts.interleave).toBe(before.interleave + 1);
+    expect(webgpuMatmulCounts.splitK).toBe(before.splitK + 1);
+    expect(relativeError(actual as Float32Array, expected as Float32Array)).toBeLessThan(2e-6);
   });
 
   it('keeps tfjs’s kernel for every product when told to (INTERLEAVE_MATMUL=tfjs)', async () => {

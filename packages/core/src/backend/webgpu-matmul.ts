@@ -35,14 +35,16 @@ import {
 export const MATMUL_MIN_OUTPUT_ELEMENTS = 2 ** 18;
 export const MATMUL_MIN_INNER = 64;
 /**
- * A product with a smaller output is still ours when it is this much work (multiply-adds; with
- * fewer than 2^18 outputs that means K over 4,096): split over K it fills the GPU, where
- * tfjs-webgpu gives it 32×32 tiles that each walk all of K. The gradient of the head on MQAR's supervised rows, dLogits
- * [2,048 × 8,192] · W [8,192 × 64] (2^30 multiply-adds into 131,072 outputs), is such a product;
- * the head on every row ran at 14.3 ms a step and on the supervised rows at 21.1 on the H200 with
- * it on tfjs's kernel (docs/gpu.md, fifth session). Not yet measured with it on ours.
+ * A product with a smaller output is still ours when it is this much work (multiply-adds): split
+ * over K it fills the GPU, where tfjs-webgpu gives it 32×32 tiles that each walk all of K (its
+ * MatMulPackedProgram) or a split-K kernel that adds partial tiles with atomics. Weight gradients
+ * xᵀ·dy of small models are such products: in Zoology's attention step on the H200 (B512 × 64,
+ * d_model 64; docs/gpu.md, sixth session) the eight 64 × 64 projection gradients over 32,768 rows
+ * (2^27 multiply-adds each) took 2.9 of the step's 6.5 ms on tfjs's split-K kernel, and the 4-layer
+ * Mamba's 64 × 256 ones 1.0 ms each on its packed kernel. At 2^24 (e.g. 64 × 64 over K 4,096, 16
+ * splits) the split partial sums stay a few hundred KiB.
  */
-export const MATMUL_MIN_WORK = 2 ** 30;
+export const MATMUL_MIN_WORK = 2 ** 24;
 
 /**
  * A product with fewer output tiles than this splits K to reach it: about two resident
