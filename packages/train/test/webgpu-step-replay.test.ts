@@ -1,8 +1,9 @@
-import { noteDerivedUpload, type RecordedStep, recordWebgpuStep } from '@interleave/core';
+import { noteDerivedUpload, type RecordedStep, recordWebgpuStep, type Tracker } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { startWebgpuBackend } from '../../blocks/test/support/webgpu-device.js';
 import type { TrainConfig } from '../src/config/train-schema.js';
+import { trainLoop } from '../src/run/train-loop.js';
 import type { Trainer } from '../src/trainer/trainer.js';
 import { disposeTrainer, tinyHybridTrainer, tinyTrainConfig } from './support.js';
 
@@ -36,6 +37,19 @@ async function trace(trainer: Trainer, steps: number): Promise<Trace> {
     trainer.model.parameters.list().map(async ({ variable }) => (await variable.data()) as Float32Array),
   );
   return { losses, norms, parameters, status: trainer.stepReplayStatus };
+}
+
+/** The evaluation of a fresh trainer's model holding `parameters`. */
+async function evaluateWith(parameters: Float32Array[], train: TrainConfig) {
+  const trainer = await tinyHybridTrainer(7, train);
+  try {
+    for (const [i, { variable }] of trainer.model.parameters.list().entries()) {
+      variable.assign(tf.tensor(parameters[i] as Float32Array, variable.shape));
+    }
+    return await trainer.evaluate();
+  } finally {
+    disposeTrainer(trainer);
+  }
 }
 
 async function run(train: TrainConfig, steps: number): Promise<Trace> {
@@ -97,6 +111,83 @@ describe('training steps replayed on webgpu (Dawn over llvmpipe)', () => {
     } finally {
       disposeTrainer(trainer);
       disposeTrainer(twin);
+    }
+  });
+});
+
+describe('replayed steps overlapped with the read-back of the last one (overlapNext)', () => {
+  it('train as stepping one at a time does, and settle before the weights are read', async () => {
+    const steps = 12;
+    const oneByOne = await run(tinyTrainConfig, steps);
+    const before = tf.memory().numTensors;
+    const trainer = await tinyHybridTrainer(7, tinyTrainConfig);
+    try {
+      const losses: number[] = [];
+      for (let i = 0; i < steps - 1; i++) losses.push((await trainer.trainStep({ overlapNext: true })).loss);
+      // Step 12 is on the GPU already (submitted with step 11's read-back), not yet counted.
+      expect(trainer.stepsDone).toBe(steps - 1);
+      await expect(trainer.evaluate(4)).rejects.toThrow(/training step 12 submitted ahead: settle\(\) first/);
+      const settled = await trainer.settle();
+      expect(settled?.step).toBe(steps);
+      losses.push(settled?.loss as number);
+      expect(await trainer.settle()).toBeUndefined();
+      expect(trainer.stepReplayStatus).toMatch(/^replaying/);
+      expect(losses).toEqual(oneByOne.losses);
+      const parameters = trainer.model.parameters.list();
+      for (const [i, { variable }] of parameters.entries()) {
+        expect(Array.from(await variable.data()), `parameter ${i}`).toEqual(
+          Array.from(oneByOne.parameters[i] as Float32Array),
+        );
+      }
+    } finally {
+      disposeTrainer(trainer);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('the train loop, stopped with a step submitted ahead, counts that step before its final evaluation', async () => {
+    const train: TrainConfig = { ...tinyTrainConfig, steps: 20 };
+    const oneByOne = await run(train, 9);
+    const trainer = await tinyHybridTrainer(7, train);
+    const stopSignal = { stopped: false };
+    const logged: number[] = [];
+    const tracker: Tracker = {
+      runId: 'overlap',
+      experimentId: '0',
+      artifactLocation: '',
+      logParams: async () => {},
+      setTags: async () => {},
+      logArtifact: async () => {},
+      end: async () => {},
+      logMetrics: async (metrics, step) => {
+        if (metrics['train/loss'] === undefined) return;
+        logged.push(step);
+        // Stopped while step 8 is logged: step 9 is on the GPU by then (submitted with 8's read-back).
+        if (step === 8) stopSignal.stopped = true;
+      },
+    };
+    try {
+      const identity = { seed: 7, configHash: 'test', backend: 'webgpu', metadata: {}, flopsPerToken: 1 };
+      const result = await trainLoop(trainer, tracker, { write: () => true }, stopSignal, identity);
+      expect(result.status).toBe('KILLED');
+      expect(result.steps).toBe(9);
+      expect(logged).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      expect(result.losses).toEqual(oneByOne.losses);
+      // The final evaluation read the weights after step 9: those of nine steps one at a time.
+      expect(result.finalEval).toEqual(await evaluateWith(oneByOne.parameters, train));
+    } finally {
+      disposeTrainer(trainer);
+    }
+  });
+
+  it('submits nothing past the last configured step', async () => {
+    const trainer = await tinyHybridTrainer(7, { ...tinyTrainConfig, steps: 6 });
+    try {
+      for (let i = 0; i < 6; i++) await trainer.trainStep({ overlapNext: true });
+      expect(trainer.stepsDone).toBe(6);
+      expect(await trainer.settle()).toBeUndefined();
+    } finally {
+      disposeTrainer(trainer);
     }
   });
 });

@@ -512,9 +512,15 @@ const livePlans = new Set<RecordedStep>();
 
 /** A recorded step: replay it with new inputs, read what it computed, dispose it to free its buffers. */
 export class RecordedStep implements PoolObserver {
-  private staging: GPUBuffer | undefined;
-  /** The next replay's command buffers, encoded while the last one ran (see `replay`). */
-  private encodedAhead: GPUCommandBuffer[] | undefined;
+  /**
+   * Two read-back buffers, used in turn, so that the next replay can be submitted while the last
+   * one's values are still being read (a trainer overlapping its steps; see `replay`).
+   */
+  private readonly stagings: (GPUBuffer | undefined)[] = [undefined, undefined];
+  private readonly reading = [false, false];
+  private turn = 0;
+  /** The next replay's command buffers (copying into staging buffer `turn`), encoded while the last one ran. */
+  private encodedAhead: { turn: number; buffers: GPUCommandBuffer[] } | undefined;
   private disposed = false;
 
   constructor(
@@ -619,6 +625,8 @@ export class RecordedStep implements PoolObserver {
    * Runs the step again with new input values (one per `spec.inputs`, same byte lengths) and
    * resolves to the read-back tensor's values. The state variables hold the step's new values after.
    * With `readBack` false nothing is read (an empty array): the GPU may still be running the step.
+   * The work is submitted before the call returns, so the next replay may be called before this
+   * one's values have come back (it runs after it on the GPU); at most two may be reading at once.
    */
   async replay(inputs: readonly ArrayBufferView[], readBack = true): Promise<Float32Array> {
     if (this.disposed) throw new Error('replay of a disposed step');
@@ -631,9 +639,12 @@ export class RecordedStep implements PoolObserver {
       return group.derive(source);
     });
     const { queue } = backend;
-    const staging = this.stagingBuffer();
+    const turn = this.turn;
+    if (readBack && this.reading[turn]) throw new Error('a third replay while two are still reading back');
     // Command buffers encoded while the previous replay ran on the GPU, where they can be used.
-    const commandBuffers = readBack && this.encodedAhead !== undefined ? this.encodedAhead : this.encode(readBack);
+    const ahead = this.encodedAhead;
+    const commandBuffers =
+      readBack && ahead !== undefined && ahead.turn === turn ? ahead.buffers : this.encode(readBack, turn);
     this.encodedAhead = undefined;
     for (const [s, segment] of this.parts.segments.entries()) {
       for (const write of segment.writes) {
@@ -652,18 +663,28 @@ export class RecordedStep implements PoolObserver {
       queue.submit([commandBuffers[s] as GPUCommandBuffer]);
     }
     if (!readBack) return new Float32Array(0);
+    this.turn = 1 - turn;
     // Encoding a step costs the CPU about as long as a small model's step runs on the GPU (~8 µs a
     // dispatch on the H200): done here, for the next replay, it overlaps this one instead of
     // leaving the GPU idle between steps. Command buffers are single-use; each replay takes a new set.
-    this.encodedAhead = this.encode(true);
-    await staging.mapAsync(GPUMapMode.READ);
-    const values = new Float32Array(staging.getMappedRange().slice(0));
-    staging.unmap();
-    return values;
+    this.encodedAhead = { turn: this.turn, buffers: this.encode(true, this.turn) };
+    const staging = this.stagingBuffer(turn);
+    this.reading[turn] = true;
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+      const values = new Float32Array(staging.getMappedRange().slice(0));
+      staging.unmap();
+      return values;
+    } finally {
+      this.reading[turn] = false;
+    }
   }
 
-  /** One command buffer per submit of the recorded step (the last one copies the outputs out when `readBack`). */
-  private encode(readBack: boolean): GPUCommandBuffer[] {
+  /**
+   * One command buffer per submit of the recorded step; the last one copies the outputs into
+   * staging buffer `turn` when `readBack`.
+   */
+  private encode(readBack: boolean, turn: number): GPUCommandBuffer[] {
     const { device } = this.backend;
     const last = this.parts.segments.length - 1;
     return this.parts.segments.map((segment, s) => {
@@ -702,9 +723,9 @@ export class RecordedStep implements PoolObserver {
           encoder.copyBufferToBuffer(
             this.parts.outputBuffer as GPUBuffer,
             0,
-            this.stagingBuffer(),
+            this.stagingBuffer(turn),
             0,
-            this.stagingBuffer().size,
+            this.outputBytes,
           );
       }
       return encoder.finish();
@@ -806,12 +827,20 @@ export class RecordedStep implements PoolObserver {
     return [...this.parts.probes.keys()];
   }
 
-  private stagingBuffer(): GPUBuffer {
-    this.staging ??= this.backend.device.createBuffer({
-      size: this.parts.outputCount * 4,
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    });
-    return this.staging;
+  private get outputBytes(): number {
+    return this.parts.outputCount * 4;
+  }
+
+  private stagingBuffer(turn: number): GPUBuffer {
+    let staging = this.stagings[turn];
+    if (staging === undefined) {
+      staging = this.backend.device.createBuffer({
+        size: this.outputBytes,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      });
+      this.stagings[turn] = staging;
+    }
+    return staging;
   }
 
   /** Returns the plan's buffers: held-back releases to the pool, claimed idle ones destroyed. */
@@ -828,8 +857,8 @@ export class RecordedStep implements PoolObserver {
     }
     for (const buffer of this.parts.claimed.splice(0)) this.pool.destroyClaimed(buffer);
     this.encodedAhead = undefined;
-    this.staging?.destroy();
-    this.staging = undefined;
+    for (const staging of this.stagings) staging?.destroy();
+    this.stagings.fill(undefined);
   }
 }
 

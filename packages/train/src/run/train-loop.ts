@@ -3,7 +3,7 @@ import { languageModelMetrics } from '@interleave/eval';
 import { CHECKPOINT_FOLDER, writeCheckpoint } from '../checkpoint/checkpoint.js';
 import { logFolderArtifacts } from '../checkpoint/run-artifacts.js';
 import { ProgressReporter, type ProgressStream } from '../trainer/progress.js';
-import type { EvalMetrics, Trainer } from '../trainer/trainer.js';
+import type { EvalMetrics, StepMetrics, Trainer } from '../trainer/trainer.js';
 
 /** What every checkpoint of a run records besides the step: enough to resume and to reload. */
 export interface RunIdentity {
@@ -61,9 +61,7 @@ export async function trainLoop(
         identity.metadata,
       ),
     );
-  let finalEval: EvalMetrics | undefined;
-  while (trainer.stepsDone < steps && !stopSignal?.stopped) {
-    const metrics = await trainer.trainStep();
+  const logStep = async (metrics: StepMetrics) => {
     losses.push(metrics.loss);
     progress.update(metrics);
     await tracker.logMetrics(
@@ -80,6 +78,18 @@ export async function trainLoop(
       },
       metrics.step,
     );
+  };
+  /** Whether anything reads the weights after step `step` (1-based): then no step runs ahead of it. */
+  const readsWeightsAfter = (step: number) =>
+    step >= steps ||
+    (evalEvery !== null && step % evalEvery === 0) ||
+    (checkpointEvery !== null && step % checkpointEvery === 0);
+  let finalEval: EvalMetrics | undefined;
+  while (trainer.stepsDone < steps && !stopSignal?.stopped) {
+    // On webgpu with replayed steps the next step goes to the GPU before this one's loss is read
+    // and logged, so the GPU does not wait on the host between steps (Trainer.trainStep).
+    const metrics = await trainer.trainStep({ overlapNext: !readsWeightsAfter(trainer.stepsDone + 1) });
+    await logStep(metrics);
     const last = metrics.step === steps;
     if ((evalEvery !== null && metrics.step % evalEvery === 0) || last) {
       const evaluation = await evaluateFinite(trainer, metrics.step);
@@ -95,6 +105,13 @@ export async function trainLoop(
       await flush(metrics.step);
     }
     if (checkpointEvery !== null && metrics.step % checkpointEvery === 0 && !last) await checkpoint();
+  }
+  // Stopped (stopSignal) with a step already submitted: it is completed and counted before the
+  // final evaluation and checkpoint read the weights it wrote.
+  const settled = await trainer.settle();
+  if (settled !== undefined) {
+    await logStep(settled);
+    finalEval = undefined;
   }
   progress.finish();
   const status = trainer.stepsDone < steps ? ('KILLED' as const) : ('FINISHED' as const);

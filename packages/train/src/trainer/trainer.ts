@@ -53,6 +53,11 @@ export class Trainer {
   private drawnAhead: { index: number; data: StepData } | undefined;
   /** Records and replays steps on webgpu (`train.step_replay`). */
   private readonly replay: StepReplayer;
+  /**
+   * The next step, already replayed on the GPU while this one's values were read back
+   * (`trainStep({ overlapNext: true })`): its values are read by the next `trainStep` or `settle`.
+   */
+  private submittedAhead: AheadStep | undefined;
 
   constructor(
     readonly model: LanguageModel,
@@ -108,23 +113,46 @@ export class Trainer {
 
   /** Continue after `steps` updates (used when resuming from a checkpoint). */
   restoreProgress(steps: number): void {
+    if (this.submittedAhead !== undefined)
+      throw new Error('restoreProgress with a step submitted ahead: settle() first');
     this.completed = steps;
     this.optimizer.stepCount = steps;
     this.replay.reset();
   }
 
-  /** One update. Async because reading the loss back is asynchronous on GPU backends. */
-  async trainStep(): Promise<StepMetrics> {
-    const data = this.batchAt(this.completed);
-    const { batch } = data;
-    const learningRate = learningRateAt(this.completed, this.train);
+  /**
+   * One update. Async because reading the loss back is asynchronous on GPU backends.
+   *
+   * With `overlapNext`, when this step and the next are replayed on webgpu, the next step is
+   * submitted to the GPU before this one's values are read back, so that the GPU does not wait
+   * for the host (the read-back, logging, progress) between steps: the same work in the same
+   * order, so the same losses and weights. Until the next `trainStep` (or `settle`) reads it, the
+   * weights already hold that next update: pass it only when nothing reads the weights before the
+   * next step (the train loop: not before an evaluation, a checkpoint or the last step), and
+   * `settle()` before anything else.
+   */
+  async trainStep(options: { overlapNext?: boolean } = {}): Promise<StepMetrics> {
+    const overlapNext = options.overlapNext === true;
+    const ahead = this.submittedAhead;
+    this.submittedAhead = undefined;
     const step = this.completed + 1;
-    const mode = this.replay.modeFor(data.shapeKey);
-    const plan = this.replay.current;
-    const values =
-      mode === 'replay' && plan !== undefined
-        ? await this.replayedStep(plan, data, learningRate, step)
-        : await this.tfjsStep(data, learningRate, step, mode === 'record');
+    let data: StepData;
+    let learningRate: number;
+    let values: number[];
+    if (ahead !== undefined && ahead.index === this.completed) {
+      ({ data, learningRate } = ahead);
+      values = await this.readReplayed(ahead.plan, ahead.reading, step, overlapNext);
+    } else {
+      data = this.batchAt(this.completed);
+      learningRate = learningRateAt(this.completed, this.train);
+      const mode = this.replay.modeFor(data.shapeKey);
+      const plan = this.replay.current;
+      values =
+        mode === 'replay' && plan !== undefined
+          ? await this.readReplayed(plan, this.submitReplay(plan, data, learningRate), step, overlapNext)
+          : await this.tfjsStep(data, learningRate, step, mode === 'record');
+    }
+    const { batch } = data;
     this.completed += 1;
     const [lossValue, normValue, correctValue, countedValue] = values as [number, number, number, number];
     return {
@@ -211,19 +239,58 @@ export class Trainer {
     return values;
   }
 
-  /** A recorded step replayed on this batch (no tfjs ops). */
-  private async replayedStep(
-    plan: RecordedStep,
-    data: StepData,
-    learningRate: number,
-    step: number,
-  ): Promise<number[]> {
+  /**
+   * Completes a step submitted ahead by `trainStep({ overlapNext: true })`, if there is one:
+   * its metrics, else undefined. Call it before reading the weights (evaluation, checkpoints).
+   */
+  async settle(): Promise<StepMetrics | undefined> {
+    return this.submittedAhead === undefined ? undefined : this.trainStep();
+  }
+
+  /** The recorded step replayed on `data` (no tfjs ops): submitted now, its values read later. */
+  private submitReplay(plan: RecordedStep, data: StepData, learningRate: number): Promise<Float32Array> {
     const stepScalars = this.optimizer.countReplayedUpdate(learningRate);
+    const reading = plan.replay([...data.arrays, stepScalars].slice(0, plan.inputCount));
+    // Marked as handled: a step submitted ahead that fails is reported when its values are read.
+    reading.catch(() => {});
+    return reading;
+  }
+
+  /**
+   * While the GPU runs step `index` − 1: the next step's batch drawn, and with `overlapNext`, that
+   * step submitted too when it replays the same recording.
+   */
+  private prepareNext(index: number, overlapNext: boolean): void {
+    const plan = this.replay.current;
+    if (!overlapNext || index >= this.train.steps || plan === undefined) {
+      this.drawAhead(index);
+      return;
+    }
+    let data: StepData;
+    try {
+      data = this.stepDataAt(index);
+    } catch {
+      return; // the next step draws it itself and reports the error there
+    }
+    if (this.replay.modeFor(data.shapeKey) !== 'replay' || this.replay.current !== plan) {
+      this.drawnAhead = { index, data };
+      return;
+    }
+    const learningRate = learningRateAt(index, this.train);
+    this.submittedAhead = { index, data, learningRate, plan, reading: this.submitReplay(plan, data, learningRate) };
+  }
+
+  /** The values of replayed step `step` (1-based), checked; the next step prepared while they come back. */
+  private async readReplayed(
+    plan: RecordedStep,
+    reading: Promise<Float32Array>,
+    step: number,
+    overlapNext: boolean,
+  ): Promise<number[]> {
     const during = `training step ${step}`;
     let values: Float32Array;
     try {
-      const reading = plan.replay([...data.arrays, stepScalars].slice(0, plan.inputCount));
-      this.drawAhead(step);
+      this.prepareNext(step, overlapNext);
       values = await reading;
     } catch (error) {
       throwIfWebgpuFailed(during);
@@ -243,6 +310,8 @@ export class Trainer {
 
   /** Loss and accuracy over the task's whole test set, counting only supervised positions. */
   async evaluate(batchSize = this.train.batch_size): Promise<EvalMetrics> {
+    if (this.submittedAhead !== undefined)
+      throw new Error(`evaluation with training step ${this.completed + 1} submitted ahead: settle() first`);
     let lossSum = 0;
     let correctSum = 0;
     let countedSum = 0;
@@ -307,6 +376,16 @@ async function readPacked(packed: tf.Tensor, during: string): Promise<number[]> 
   }
   throwIfWebgpuFailed(during);
   return Array.from(values);
+}
+
+/** A replayed step submitted before the previous one's values were read (`trainStep`'s `overlapNext`). */
+interface AheadStep {
+  /** Its batch index (the number of updates before it). */
+  readonly index: number;
+  readonly data: StepData;
+  readonly learningRate: number;
+  readonly plan: RecordedStep;
+  readonly reading: Promise<Float32Array>;
 }
 
 /**
