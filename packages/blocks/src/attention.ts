@@ -127,8 +127,15 @@ class AttentionMixer implements Mixer<AttentionState> {
     return tf.tidy(() => {
       const [batch, length] = x.shape;
       const { heads, kvHeads, headDim } = this;
-      const split = (w: tf.Variable, n: number) =>
-        linear(x, w).reshape([batch, length, n, headDim]).transpose([0, 2, 1, 3]) as tf.Tensor4D;
+      const split = (w: tf.Variable, n: number) => {
+        const projected = linear(x, w).reshape([batch, length, n, headDim]);
+        // With one head [B, L, 1, d] → [B, 1, L, d] moves no data: a reshape shares the buffer
+        // where a transpose copies it, forward and backward (q, k and v: 12 of the 16 transposes
+        // in the step of Zoology's 2-layer 1-head model on the GPU, docs/gpu.md).
+        return (
+          n === 1 ? projected.reshape([batch, 1, length, headDim]) : projected.transpose([0, 2, 1, 3])
+        ) as tf.Tensor4D;
+      };
       const base = this.config.rope_base;
       // RoPE at each token's absolute position, before any blocking.
       const queries = this.rotate(split(this.qProj, heads), 0, base).mul(1 / Math.sqrt(headDim)) as tf.Tensor4D;

@@ -28,6 +28,8 @@ const shapes: Shape[] = [
   // A head size that is no multiple of 4 (zero-padded vec4 rows), and 128 (tiles of 15 rows).
   { length: 13, window: 5, heads: 4, kvHeads: 2, batch: 2, headDim: 6 },
   { length: 40, window: 17, heads: 2, kvHeads: 1, batch: 1, headDim: 128 },
+  // One head, full attention (Zoology's MQAR model): heads enter and leave by reshapes, not transposes.
+  { length: 20, window: 20, heads: 1, kvHeads: 1, batch: 2, headDim: 16 },
 ];
 const describeShape = (shape: Shape) => `${describeAttentionCase(shape)} head_dim=${shape.headDim} B=${shape.batch}`;
 
@@ -161,6 +163,32 @@ describe('fused attention on webgpu = tf-op banded attention on cpu', () => {
       expectIdentical(fused.arrays, (await blockValueAndGradients(shape, 'fused')).arrays);
     },
   );
+});
+
+describe('the layouts around the fused kernels', () => {
+  /** The kernels a block's forward and backward run (tf.profile), on webgpu. */
+  async function kernelsOfBlock(heads: number): Promise<string[]> {
+    const [length, headDim, batch] = [16, 8, 2];
+    const dModel = heads * headDim;
+    const block = buildBlockForTest(slidingWindowAttentionBlock, { window: length, heads }, { dModel, seed: 3 });
+    const input = tf.variable(tf.tensor3d(draw(batch * length * dModel, 5), [batch, length, dModel]));
+    const variables = [input, ...block.store.list().map((entry) => entry.variable)];
+    const info = await tf.profile(() => {
+      const { value, grads } = tf.variableGrads(
+        () => attentionForwardVia(block.mixer, input, 'fused').square().sum() as tf.Scalar,
+        variables,
+      );
+      tf.dispose([value, ...Object.values(grads)]);
+    });
+    input.dispose();
+    block.dispose();
+    return info.kernelNames;
+  }
+
+  it('copies nothing between [B, L, H, d] and [B, H, L, d] for one head; several heads transpose', async () => {
+    expect(await kernelsOfBlock(1)).not.toContain('Transpose');
+    expect(await kernelsOfBlock(2)).toContain('Transpose');
+  });
 });
 
 describe('fused attention in chunks of sequences', () => {

@@ -73,10 +73,10 @@ export function denseAttention({ queries, keys, values }: AttentionHeads, window
     const q = queries.reshape([batch, kvHeads, group * length, headDim]);
     const scores = matmul(q, keys, false, true).reshape([batch, kvHeads, group, length, length]);
     const weights = tf.softmax(scores.add(denseMask(length, window ?? length)));
-    return matmul(weights.reshape([batch, kvHeads, group * length, length]), values)
-      .reshape([batch, heads, length, headDim])
-      .transpose([0, 2, 1, 3])
-      .reshape([batch, length, heads * headDim]) as tf.Tensor3D;
+    const mixed = matmul(weights.reshape([batch, kvHeads, group * length, length]), values);
+    // One head: [B, 1, L, d] is already [B, L, d] in memory (a reshape, no copy).
+    const perToken = heads === 1 ? mixed : mixed.reshape([batch, heads, length, headDim]).transpose([0, 2, 1, 3]);
+    return perToken.reshape([batch, length, heads * headDim]) as tf.Tensor3D;
   });
 }
 
