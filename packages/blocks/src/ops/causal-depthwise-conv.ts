@@ -1,4 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
+import { currentBackendHas } from '../scan/kernels/register-once.js';
+import { CAUSAL_CONV_KERNEL, fusedCausalDepthwiseConv1d, MAX_FUSED_TAPS } from '../webgpu/causal-conv-wgsl.js';
 
 /**
  * Causal depthwise 1-D convolution over time, as PyTorch's `Conv1d(C, C, K, groups=C,
@@ -8,6 +10,10 @@ import * as tf from '@tensorflow/tfjs';
  * x [B, L, C]; weight [C, 1, K] (PyTorch layout); bias [C].
  */
 export function causalDepthwiseConv1d(x: tf.Tensor3D, weight: tf.Tensor3D, bias?: tf.Tensor1D): tf.Tensor3D {
+  // On webgpu three fused kernels replace the ~50 small dispatches of the form below (webgpu/causal-conv-wgsl.ts).
+  if (currentBackendHas(CAUSAL_CONV_KERNEL) && (weight.shape[2] as number) <= MAX_FUSED_TAPS) {
+    return fusedCausalDepthwiseConv1d(x, weight, bias);
+  }
   return tf.tidy(() => {
     const [batch, length, channels] = x.shape;
     const kernelSize = weight.shape[2];
