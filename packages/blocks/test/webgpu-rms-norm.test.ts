@@ -49,6 +49,7 @@ describe('RMSNorm WGSL kernel on webgpu = tf-op RMSNorm = float64 reference', ()
     ['rows of 70 (one partial pass of the 64 threads)', [2, 5, 70]],
     ["the hybrid's width of 256", [3, 256]],
     ['a width below the workgroup', [4, 3, 7]],
+    ['600 rows: three blocks of the weight gradient, 70 channels over two workgroups', [3, 200, 70]],
   ])('agrees in value and both gradients (%s)', async (_label, shape) => {
     const width = shape.at(-1) as number;
     const size = shape.reduce((a, b) => a * b, 1);

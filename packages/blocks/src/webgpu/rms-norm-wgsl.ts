@@ -7,11 +7,39 @@ import { registerOnce } from '../scan/kernels/register-once.js';
  * Σx² in shared memory and writes y = x·r·w together with r = 1/sqrt(mean x² + eps), which the
  * backward pass reuses:
  *   dx = r·(dy⊙w) − x·r³·mean(dy⊙w⊙x)
- * The tf-op form costs 6 dispatches forward and about 12 backward; this one 1 and 1 (dw, a sum
- * over rows, stays a tfjs reduction).
+ * The tf-op form costs 6 dispatches forward and about 12 backward; this one 1 and 2 + a tfjs
+ * reduction: dw = Σ_rows dy⊙x·r is summed per block of ROWS rows by a third kernel, a thread per
+ * channel, into [width, blocks] partials that one reduction over the last axis finishes (a tfjs
+ * sum over the leading axes first transposes the whole [rows, width] product).
  */
 export const RMS_NORM_KERNEL = 'InterleaveRmsNorm';
 export const RMS_NORM_GRAD_KERNEL = 'InterleaveRmsNormGrad';
+export const RMS_NORM_WEIGHT_GRAD_KERNEL = 'InterleaveRmsNormWeightGrad';
+
+/** Rows each thread of the weight-gradient kernel sums, and channels per workgroup (a thread each). */
+const ROWS = 256;
+const CHANNELS = 64;
+
+const WEIGHT_GRAD_SHADER = `
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> rstd: array<f32>;
+@group(0) @binding(2) var<storage, read> dy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> partials: array<f32>;
+struct Dims { rows: u32, width: u32, blocks: u32 };
+@group(0) @binding(4) var<uniform> dims: Dims;
+
+@compute @workgroup_size(${CHANNELS})
+fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+  let c = group.x * ${CHANNELS}u + lane;
+  let block = group.y;
+  if (c >= dims.width) { return; }
+  let last = min((block + 1u) * ${ROWS}u, dims.rows);
+  var sum = 0.0;
+  for (var r = block * ${ROWS}u; r < last; r++) {
+    sum += dy[r * dims.width + c] * x[r * dims.width + c] * rstd[r];
+  }
+  partials[c * dims.blocks + block] = sum;
+}`;
 
 const THREADS = 64;
 
@@ -106,6 +134,22 @@ registerOnce(RMS_NORM_GRAD_KERNEL, 'webgpu', ({ inputs, backend }) => {
   return dx;
 });
 
+registerOnce(RMS_NORM_WEIGHT_GRAD_KERNEL, 'webgpu', ({ inputs, backend }) => {
+  const { x, rstd, dy } = inputs as Record<'x' | 'rstd' | 'dy', tf.TensorInfo>;
+  const context = new GpuKernelContext(backend as tf.KernelBackend);
+  const { rows, width } = rowsOf(x);
+  const blocks = Math.ceil(rows / ROWS);
+  const partials = context.allocate([width, blocks]);
+  context.run({
+    key: RMS_NORM_WEIGHT_GRAD_KERNEL,
+    shader: () => WEIGHT_GRAD_SHADER,
+    bindings: [x, rstd, dy, partials],
+    uniforms: [rows, width, blocks],
+    workgroups: [Math.ceil(width / CHANNELS), blocks],
+  });
+  return partials;
+});
+
 /** RMSNorm through the fused kernels, differentiable in x and the weight. */
 export function fusedRmsNorm<T extends tf.Tensor>(x: T, weight: tf.Tensor, eps: number): T {
   const norm = tf.customGrad((input, scale, save) => {
@@ -122,8 +166,9 @@ export function fusedRmsNorm<T extends tf.Tensor>(x: T, weight: tf.Tensor, eps: 
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, ws, rs] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
         const dx = tf.engine().runKernel(RMS_NORM_GRAD_KERNEL, { x: xs, weight: ws, rstd: rs, dy }) as tf.Tensor;
-        const leading = Array.from({ length: xs.rank - 1 }, (_, axis) => axis);
-        const dw = tf.tidy(() => dy.mul(xs).mul(rs).sum(leading));
+        const partials = tf.engine().runKernel(RMS_NORM_WEIGHT_GRAD_KERNEL, { x: xs, rstd: rs, dy }) as tf.Tensor;
+        const dw = tf.tidy(() => partials.sum(1).reshape(ws.shape));
+        partials.dispose();
         return [dx, dw];
       },
     };
