@@ -36,13 +36,15 @@ function storage(inputs: string[], outputs: string[]): string {
     .join('\n');
 }
 
-const DIMS = 'struct Dims { rows: u32, length: u32, channels: u32, taps: u32, blocks: u32 };';
+/** The uniforms, and the kernel's tap count as a constant: loops over it unroll, `sums` stays in registers. */
+const dimsWgsl = (taps: number) =>
+  `struct Dims { rows: u32, length: u32, channels: u32, blocks: u32 };\nconst TAPS = ${taps}u;`;
 
-function forwardShader(hasBias: boolean): string {
+function forwardShader(hasBias: boolean, taps: number): string {
   const inputs = hasBias ? ['x', 'weight', 'bias'] : ['x', 'weight'];
   return `
 ${storage(inputs, ['y'])}
-${DIMS}
+${dimsWgsl(taps)}
 @group(0) @binding(${inputs.length + 1}) var<uniform> dims: Dims;
 ${FLAT_INDEX_WGSL}
 
@@ -53,19 +55,19 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) g
   let c = i % dims.channels;
   let t = (i / dims.channels) % dims.length;
   var sum = 0.0;
-  for (var k = 0u; k < dims.taps; k++) {
+  for (var k = 0u; k < TAPS; k++) {
     // Input position t − (K−1) + k; before the sequence's start the tap reads zero padding.
-    if (t + k + 1u < dims.taps) { continue; }
-    sum += x[i + k * dims.channels - (dims.taps - 1u) * dims.channels] * weight[c * dims.taps + k];
+    if (t + k + 1u < TAPS) { continue; }
+    sum += x[i + k * dims.channels - (TAPS - 1u) * dims.channels] * weight[c * TAPS + k];
   }
   y[i] = ${hasBias ? 'sum + bias[c]' : 'sum'};
 }`;
 }
 
-function inputGradShader(): string {
+function inputGradShader(taps: number): string {
   return `
 ${storage(['dy', 'weight'], ['dx'])}
-${DIMS}
+${dimsWgsl(taps)}
 @group(0) @binding(3) var<uniform> dims: Dims;
 ${FLAT_INDEX_WGSL}
 
@@ -76,20 +78,20 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) g
   let c = i % dims.channels;
   let t = (i / dims.channels) % dims.length;
   var sum = 0.0;
-  for (var k = 0u; k < dims.taps; k++) {
+  for (var k = 0u; k < TAPS; k++) {
     // Output position t + (K−1) − k reads this input through tap k; past the end there is none.
-    let shift = dims.taps - 1u - k;
+    let shift = TAPS - 1u - k;
     if (t + shift >= dims.length) { continue; }
-    sum += dy[i + shift * dims.channels] * weight[c * dims.taps + k];
+    sum += dy[i + shift * dims.channels] * weight[c * TAPS + k];
   }
   dx[i] = sum;
 }`;
 }
 
-function weightGradShader(): string {
+function weightGradShader(taps: number): string {
   return `
 ${storage(['x', 'dy'], ['weightPartials', 'biasPartials'])}
-${DIMS}
+${dimsWgsl(taps)}
 @group(0) @binding(4) var<uniform> dims: Dims;
 
 @compute @workgroup_size(${CHANNELS})
@@ -100,23 +102,23 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
   let first = block * ${ROWS}u;
   let last = min(first + ${ROWS}u, dims.rows);
   var biasSum = 0.0;
-  var sums: array<f32, 16>;
-  for (var k = 0u; k < dims.taps; k++) { sums[k] = 0.0; }
+  var sums: array<f32, TAPS>;
+  for (var k = 0u; k < TAPS; k++) { sums[k] = 0.0; }
   for (var r = first; r < last; r++) {
     let g = dy[r * dims.channels + c];
     biasSum += g;
     let t = r % dims.length;
-    for (var k = 0u; k < dims.taps; k++) {
-      if (t + k + 1u < dims.taps) { continue; }
-      sums[k] += g * x[(r + k + 1u - dims.taps) * dims.channels + c];
+    for (var k = 0u; k < TAPS; k++) {
+      if (t + k + 1u < TAPS) { continue; }
+      sums[k] += g * x[(r + k + 1u - TAPS) * dims.channels + c];
     }
   }
-  for (var k = 0u; k < dims.taps; k++) { weightPartials[(c * dims.taps + k) * dims.blocks + block] = sums[k]; }
+  for (var k = 0u; k < TAPS; k++) { weightPartials[(c * TAPS + k) * dims.blocks + block] = sums[k]; }
   biasPartials[c * dims.blocks + block] = biasSum;
 }`;
 }
 
-/** The widest kernel the shaders hold in registers (`sums` above). */
+/** The widest kernel taken here (the shaders unroll their loops over the taps). */
 export const MAX_FUSED_TAPS = 16;
 
 interface Dims {
@@ -133,7 +135,7 @@ function dimsOf(x: tf.TensorInfo, weight: tf.TensorInfo): Dims {
   return { rows, length, channels, taps: weight.shape[2] as number, blocks: Math.ceil(rows / ROWS) };
 }
 
-const uniformsOf = ({ rows, length, channels, taps, blocks }: Dims) => [rows, length, channels, taps, blocks];
+const uniformsOf = ({ rows, length, channels, blocks }: Dims) => [rows, length, channels, blocks];
 
 registerOnce(CAUSAL_CONV_KERNEL, 'webgpu', ({ inputs, backend }) => {
   const { x, weight, bias } = inputs as Record<'x' | 'weight' | 'bias', tf.TensorInfo | undefined>;
@@ -142,8 +144,8 @@ registerOnce(CAUSAL_CONV_KERNEL, 'webgpu', ({ inputs, backend }) => {
   const y = context.allocate([...(x as tf.TensorInfo).shape]);
   const hasBias = bias !== undefined;
   context.run({
-    key: `${CAUSAL_CONV_KERNEL}${hasBias ? '' : '_noBias'}`,
-    shader: () => forwardShader(hasBias),
+    key: `${CAUSAL_CONV_KERNEL}_K${dims.taps}${hasBias ? '' : '_noBias'}`,
+    shader: () => forwardShader(hasBias, dims.taps),
     bindings: [x, weight, ...(hasBias ? [bias] : []), y] as tf.TensorInfo[],
     uniforms: uniformsOf(dims),
     workgroups: flatWorkgroups(dims.rows * dims.channels, context.limits),
@@ -157,8 +159,8 @@ registerOnce(CAUSAL_CONV_INPUT_GRAD_KERNEL, 'webgpu', ({ inputs, backend }) => {
   const dims = dimsOf(dy, weight);
   const dx = context.allocate([...dy.shape]);
   context.run({
-    key: CAUSAL_CONV_INPUT_GRAD_KERNEL,
-    shader: inputGradShader,
+    key: `${CAUSAL_CONV_INPUT_GRAD_KERNEL}_K${dims.taps}`,
+    shader: () => inputGradShader(dims.taps),
     bindings: [dy, weight, dx],
     uniforms: uniformsOf(dims),
     workgroups: flatWorkgroups(dims.rows * dims.channels, context.limits),
@@ -173,8 +175,8 @@ registerOnce(CAUSAL_CONV_WEIGHT_GRAD_KERNEL, 'webgpu', ({ inputs, backend }) => 
   const weightPartials = context.allocate([dims.channels * dims.taps, dims.blocks]);
   const biasPartials = context.allocate([dims.channels, dims.blocks]);
   context.run({
-    key: CAUSAL_CONV_WEIGHT_GRAD_KERNEL,
-    shader: weightGradShader,
+    key: `${CAUSAL_CONV_WEIGHT_GRAD_KERNEL}_K${dims.taps}`,
+    shader: () => weightGradShader(dims.taps),
     bindings: [x, dy, weightPartials, biasPartials],
     uniforms: uniformsOf(dims),
     workgroups: [Math.ceil(dims.channels / CHANNELS), dims.blocks],
