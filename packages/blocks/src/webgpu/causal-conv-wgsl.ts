@@ -13,7 +13,7 @@ import { inBatchChunks } from '../scan/selective-scan.js';
  * - Forward, a thread per output: y[b,t,c] = Σ_k w[c,k]·x[b, t−(K−1)+k, c] + bias[c], the taps
  *   summed in the tf-op form's order (k = 0 first, the bias last), taps before the start skipped.
  * - Input gradient, a thread per input: dx[b,t,c] = Σ_k w[c,k]·dy[b, t+(K−1)−k, c].
- * - Weight and bias gradients: a thread per (channel, block of ROWS rows) sums
+ * - Weight and bias gradients: a thread per (channel, block of ≥ ROWS rows) sums
  *   dy[r,c]·x[r−(K−1)+k, c] and dy[r,c] over its rows into [C·K, blocks] and [C, blocks]
  *   partials; one tfjs reduction over the last axis finishes each. No atomics: results repeat
  *   bit for bit.
@@ -22,7 +22,10 @@ export const CAUSAL_CONV_KERNEL = 'InterleaveCausalConv';
 export const CAUSAL_CONV_INPUT_GRAD_KERNEL = 'InterleaveCausalConvInputGrad';
 export const CAUSAL_CONV_WEIGHT_GRAD_KERNEL = 'InterleaveCausalConvWeightGrad';
 
-/** Rows (batch × time positions) each thread of the weight-gradient kernel sums. */
+/**
+ * Rows (batch × time positions) each thread of the weight-gradient kernel sums, at least: more
+ * where the blocks would exceed a dispatch dimension's workgroup limit.
+ */
 const ROWS = 256;
 /** Channels per workgroup of the weight-gradient kernel, one per thread. */
 const CHANNELS = 64;
@@ -38,7 +41,7 @@ function storage(inputs: string[], outputs: string[]): string {
 
 /** The uniforms, and the kernel's tap count as a constant: loops over it unroll, `sums` stays in registers. */
 const dimsWgsl = (taps: number) =>
-  `struct Dims { rows: u32, length: u32, channels: u32, blocks: u32 };\nconst TAPS = ${taps}u;`;
+  `struct Dims { rows: u32, length: u32, channels: u32, blocks: u32, rowsPerBlock: u32 };\nconst TAPS = ${taps}u;`;
 
 function forwardShader(hasBias: boolean, taps: number): string {
   const inputs = hasBias ? ['x', 'weight', 'bias'] : ['x', 'weight'];
@@ -99,8 +102,8 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
   let c = group.x * ${CHANNELS}u + lane;
   let block = group.y;
   if (c >= dims.channels) { return; }
-  let first = block * ${ROWS}u;
-  let last = min(first + ${ROWS}u, dims.rows);
+  let first = block * dims.rowsPerBlock;
+  let last = min(first + dims.rowsPerBlock, dims.rows);
   var biasSum = 0.0;
   var sums: array<f32, TAPS>;
   for (var k = 0u; k < TAPS; k++) { sums[k] = 0.0; }
@@ -127,20 +130,29 @@ interface Dims {
   channels: number;
   taps: number;
   blocks: number;
+  rowsPerBlock: number;
 }
 
-function dimsOf(x: tf.TensorInfo, weight: tf.TensorInfo): Dims {
+function dimsOf(x: tf.TensorInfo, weight: tf.TensorInfo, maxGroups: number): Dims {
   const [batch, length, channels] = x.shape as [number, number, number];
   const rows = batch * length;
-  return { rows, length, channels, taps: weight.shape[2] as number, blocks: Math.ceil(rows / ROWS) };
+  const rowsPerBlock = Math.max(ROWS, Math.ceil(rows / maxGroups));
+  const blocks = Math.ceil(rows / rowsPerBlock);
+  return { rows, length, channels, taps: weight.shape[2] as number, blocks, rowsPerBlock };
 }
 
-const uniformsOf = ({ rows, length, channels, blocks }: Dims) => [rows, length, channels, blocks];
+const uniformsOf = ({ rows, length, channels, blocks, rowsPerBlock }: Dims) => [
+  rows,
+  length,
+  channels,
+  blocks,
+  rowsPerBlock,
+];
 
 registerOnce(CAUSAL_CONV_KERNEL, 'webgpu', ({ inputs, backend }) => {
   const { x, weight, bias } = inputs as Record<'x' | 'weight' | 'bias', tf.TensorInfo | undefined>;
   const context = new GpuKernelContext(backend as tf.KernelBackend);
-  const dims = dimsOf(x as tf.TensorInfo, weight as tf.TensorInfo);
+  const dims = dimsOf(x as tf.TensorInfo, weight as tf.TensorInfo, context.limits.maxComputeWorkgroupsPerDimension);
   const y = context.allocate([...(x as tf.TensorInfo).shape]);
   const hasBias = bias !== undefined;
   context.run({
@@ -156,7 +168,7 @@ registerOnce(CAUSAL_CONV_KERNEL, 'webgpu', ({ inputs, backend }) => {
 registerOnce(CAUSAL_CONV_INPUT_GRAD_KERNEL, 'webgpu', ({ inputs, backend }) => {
   const { dy, weight } = inputs as Record<'dy' | 'weight', tf.TensorInfo>;
   const context = new GpuKernelContext(backend as tf.KernelBackend);
-  const dims = dimsOf(dy, weight);
+  const dims = dimsOf(dy, weight, context.limits.maxComputeWorkgroupsPerDimension);
   const dx = context.allocate([...dy.shape]);
   context.run({
     key: `${CAUSAL_CONV_INPUT_GRAD_KERNEL}_K${dims.taps}`,
@@ -171,7 +183,7 @@ registerOnce(CAUSAL_CONV_INPUT_GRAD_KERNEL, 'webgpu', ({ inputs, backend }) => {
 registerOnce(CAUSAL_CONV_WEIGHT_GRAD_KERNEL, 'webgpu', ({ inputs, backend }) => {
   const { x, dy, weight } = inputs as Record<'x' | 'dy' | 'weight', tf.TensorInfo>;
   const context = new GpuKernelContext(backend as tf.KernelBackend);
-  const dims = dimsOf(x, weight);
+  const dims = dimsOf(x, weight, context.limits.maxComputeWorkgroupsPerDimension);
   const weightPartials = context.allocate([dims.channels * dims.taps, dims.blocks]);
   const biasPartials = context.allocate([dims.channels, dims.blocks]);
   context.run({

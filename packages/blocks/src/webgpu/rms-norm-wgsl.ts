@@ -16,7 +16,10 @@ export const RMS_NORM_KERNEL = 'InterleaveRmsNorm';
 export const RMS_NORM_GRAD_KERNEL = 'InterleaveRmsNormGrad';
 export const RMS_NORM_WEIGHT_GRAD_KERNEL = 'InterleaveRmsNormWeightGrad';
 
-/** Rows each thread of the weight-gradient kernel sums, and channels per workgroup (a thread each). */
+/**
+ * Rows each thread of the weight-gradient kernel sums (at least: more where the blocks would
+ * exceed a dispatch dimension's limit), and channels per workgroup (a thread each).
+ */
 const ROWS = 256;
 const CHANNELS = 64;
 
@@ -25,7 +28,7 @@ const WEIGHT_GRAD_SHADER = `
 @group(0) @binding(1) var<storage, read> rstd: array<f32>;
 @group(0) @binding(2) var<storage, read> dy: array<f32>;
 @group(0) @binding(3) var<storage, read_write> partials: array<f32>;
-struct Dims { rows: u32, width: u32, blocks: u32 };
+struct Dims { rows: u32, width: u32, blocks: u32, rowsPerBlock: u32 };
 @group(0) @binding(4) var<uniform> dims: Dims;
 
 @compute @workgroup_size(${CHANNELS})
@@ -33,9 +36,9 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
   let c = group.x * ${CHANNELS}u + lane;
   let block = group.y;
   if (c >= dims.width) { return; }
-  let last = min((block + 1u) * ${ROWS}u, dims.rows);
+  let last = min((block + 1u) * dims.rowsPerBlock, dims.rows);
   var sum = 0.0;
-  for (var r = block * ${ROWS}u; r < last; r++) {
+  for (var r = block * dims.rowsPerBlock; r < last; r++) {
     sum += dy[r * dims.width + c] * x[r * dims.width + c] * rstd[r];
   }
   partials[c * dims.blocks + block] = sum;
@@ -138,13 +141,14 @@ registerOnce(RMS_NORM_WEIGHT_GRAD_KERNEL, 'webgpu', ({ inputs, backend }) => {
   const { x, rstd, dy } = inputs as Record<'x' | 'rstd' | 'dy', tf.TensorInfo>;
   const context = new GpuKernelContext(backend as tf.KernelBackend);
   const { rows, width } = rowsOf(x);
-  const blocks = Math.ceil(rows / ROWS);
+  const rowsPerBlock = Math.max(ROWS, Math.ceil(rows / context.limits.maxComputeWorkgroupsPerDimension));
+  const blocks = Math.ceil(rows / rowsPerBlock);
   const partials = context.allocate([width, blocks]);
   context.run({
     key: RMS_NORM_WEIGHT_GRAD_KERNEL,
     shader: () => WEIGHT_GRAD_SHADER,
     bindings: [x, rstd, dy, partials],
-    uniforms: [rows, width, blocks],
+    uniforms: [rows, width, blocks, rowsPerBlock],
     workgroups: [Math.ceil(width / CHANNELS), blocks],
   });
   return partials;
