@@ -1,4 +1,4 @@
-import { GpuKernelContext } from '@interleave/core';
+import { GpuKernelContext, storageBindingsWgsl } from '@interleave/core';
 import type * as tf from '@tensorflow/tfjs';
 import { registerOnce } from '../scan/kernels/register-once.js';
 
@@ -49,15 +49,6 @@ const vec4s = (headDim: number) => Math.ceil(headDim / 4);
  */
 function tileRows(headDim: number): number {
   return Math.max(1, Math.min(BLOCK, Math.floor(WORKGROUP_FLOATS / (8 * vec4s(headDim) + 2))));
-}
-
-function storage(names: string[], outputs: string[]): string {
-  return [...names, ...outputs]
-    .map(
-      (name, index) =>
-        `@group(0) @binding(${index}) var<storage, ${outputs.includes(name) ? 'read_write' : 'read'}> ${name}: array<f32>;`,
-    )
-    .join('\n');
 }
 
 /** The constants and uniform struct every shader starts with; `window` is already min(w, L). */
@@ -115,7 +106,7 @@ var<workgroup> valueTile: array<vec4<f32>, T * D4>;`;
 
 function forwardShader(headDim: number): string {
   return `
-${storage(['queries', 'keys', 'values'], ['outputs', 'logSumExp'])}
+${storageBindingsWgsl(['queries', 'keys', 'values'], ['outputs', 'logSumExp'])}
 ${preamble(headDim, 5)}
 ${KEY_VALUE_TILES}
 
@@ -158,7 +149,7 @@ ${STAGE_KEYS}
 
 function queryGradShader(headDim: number): string {
   return `
-${storage(['queries', 'keys', 'values', 'outputs', 'logSumExp', 'outputGrad'], ['queryGrad', 'delta'])}
+${storageBindingsWgsl(['queries', 'keys', 'values', 'outputs', 'logSumExp', 'outputGrad'], ['queryGrad', 'delta'])}
 ${preamble(headDim, 8)}
 ${KEY_VALUE_TILES}
 
@@ -200,7 +191,7 @@ ${STAGE_KEYS}
 
 function keyValueGradShader(headDim: number): string {
   return `
-${storage(['queries', 'keys', 'values', 'logSumExp', 'delta', 'outputGrad'], ['keyGrad', 'valueGrad'])}
+${storageBindingsWgsl(['queries', 'keys', 'values', 'logSumExp', 'delta', 'outputGrad'], ['keyGrad', 'valueGrad'])}
 ${preamble(headDim, 8)}
 var<workgroup> queryTile: array<vec4<f32>, T * D4>;
 var<workgroup> outputGradTile: array<vec4<f32>, T * D4>;

@@ -1,4 +1,11 @@
-import { FLAT_INDEX_WGSL, flatWorkgroups, GpuKernelContext, sequencesPerCall, sumPairwise } from '@interleave/core';
+import {
+  FLAT_INDEX_WGSL,
+  flatWorkgroups,
+  GpuKernelContext,
+  sequencesPerCall,
+  storageBindingsWgsl,
+  sumPairwise,
+} from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import { registerOnce } from '../scan/kernels/register-once.js';
 import { inBatchChunks } from '../scan/selective-scan.js';
@@ -30,15 +37,6 @@ const ROWS = 256;
 /** Channels per workgroup of the weight-gradient kernel, one per thread. */
 const CHANNELS = 64;
 
-function storage(inputs: string[], outputs: string[]): string {
-  return [...inputs, ...outputs]
-    .map(
-      (name, index) =>
-        `@group(0) @binding(${index}) var<storage, ${outputs.includes(name) ? 'read_write' : 'read'}> ${name}: array<f32>;`,
-    )
-    .join('\n');
-}
-
 /** The uniforms, and the kernel's tap count as a constant: loops over it unroll, `sums` stays in registers. */
 const dimsWgsl = (taps: number) =>
   `struct Dims { rows: u32, length: u32, channels: u32, blocks: u32, rowsPerBlock: u32 };\nconst TAPS = ${taps}u;`;
@@ -46,7 +44,7 @@ const dimsWgsl = (taps: number) =>
 function forwardShader(hasBias: boolean, taps: number): string {
   const inputs = hasBias ? ['x', 'weight', 'bias'] : ['x', 'weight'];
   return `
-${storage(inputs, ['y'])}
+${storageBindingsWgsl(inputs, ['y'])}
 ${dimsWgsl(taps)}
 @group(0) @binding(${inputs.length + 1}) var<uniform> dims: Dims;
 ${FLAT_INDEX_WGSL}
@@ -69,7 +67,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) g
 
 function inputGradShader(taps: number): string {
   return `
-${storage(['dy', 'weight'], ['dx'])}
+${storageBindingsWgsl(['dy', 'weight'], ['dx'])}
 ${dimsWgsl(taps)}
 @group(0) @binding(3) var<uniform> dims: Dims;
 ${FLAT_INDEX_WGSL}
@@ -93,7 +91,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) g
 
 function weightGradShader(taps: number): string {
   return `
-${storage(['x', 'dy'], ['weightPartials', 'biasPartials'])}
+${storageBindingsWgsl(['x', 'dy'], ['weightPartials', 'biasPartials'])}
 ${dimsWgsl(taps)}
 @group(0) @binding(4) var<uniform> dims: Dims;
 

@@ -1,4 +1,4 @@
-import { f32Bits, GpuKernelContext } from '@interleave/core';
+import { f32Bits, GpuKernelContext, storageBindingsWgsl } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import { registerOnce } from '../scan/kernels/register-once.js';
 
@@ -24,10 +24,7 @@ const ROWS = 256;
 const CHANNELS = 64;
 
 const WEIGHT_GRAD_SHADER = `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> rstd: array<f32>;
-@group(0) @binding(2) var<storage, read> dy: array<f32>;
-@group(0) @binding(3) var<storage, read_write> partials: array<f32>;
+${storageBindingsWgsl(['x', 'rstd', 'dy'], ['partials'])}
 struct Dims { rows: u32, width: u32, blocks: u32, rowsPerBlock: u32 };
 @group(0) @binding(4) var<uniform> dims: Dims;
 
@@ -50,12 +47,7 @@ function shader(pass: 'forward' | 'backward'): string {
   const forward = pass === 'forward';
   const bindings = forward ? ['x', 'weight'] : ['x', 'weight', 'rstd', 'dy'];
   const outputs = forward ? ['y', 'rstd'] : ['dx'];
-  const declarations = [...bindings, ...outputs]
-    .map(
-      (name, index) =>
-        `@group(0) @binding(${index}) var<storage, ${outputs.includes(name) ? 'read_write' : 'read'}> ${name}: array<f32>;`,
-    )
-    .join('\n');
+  const declarations = storageBindingsWgsl(bindings, outputs);
   // Forward sums x²; backward sums (dy·w)·x.
   const term = forward ? 'x[base + i] * x[base + i]' : 'dy[base + i] * weight[i] * x[base + i]';
   const finish = forward

@@ -183,6 +183,16 @@ export function flatWorkgroups(count: number, limits: GpuDevice['limits']): [num
   return [width, Math.ceil(groups / width)];
 }
 
+/**
+ * WGSL declarations of storage bindings 0…k−1 in a `Dispatch`'s order, all `array<f32>`: the
+ * `inputs` read-only, then the `outputs` read_write (the uniforms follow at binding k).
+ */
+export function storageBindingsWgsl(inputs: readonly string[], outputs: readonly string[]): string {
+  return [...inputs.map((name) => [name, 'read'] as const), ...outputs.map((name) => [name, 'read_write'] as const)]
+    .map(([name, access], index) => `@group(0) @binding(${index}) var<storage, ${access}> ${name}: array<f32>;`)
+    .join('\n');
+}
+
 /** WGSL: the flat thread index of a `flatWorkgroups` dispatch. */
 export const FLAT_INDEX_WGSL = `
 fn flatIndex(id: vec3<u32>, groups: vec3<u32>) -> u32 {
