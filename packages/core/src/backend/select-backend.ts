@@ -180,6 +180,10 @@ async function startWebgpu(named: boolean): Promise<Attempt> {
     if (!(await setBackendQuietly('webgpu')))
       return fail(`${search.device.detail} was found but tfjs-webgpu did not start`);
     const webgpu = tf.findBackend('webgpu') as unknown as { device: GPUDevice };
+    // tfjs computes small ops whose inputs still hold CPU values (weights just restored from a
+    // checkpoint, say) on the CPU, which rounds differently from the GPU: a model would then give
+    // different bits depending on where its weights came from. Every op runs on the GPU instead.
+    tf.env().set('WEBGPU_CPU_FORWARD', false);
     watchWebgpuFailures(webgpu);
     limitWebgpuBufferPool(tf.backend());
     reduceWebgpuPerOpCost(webgpu);

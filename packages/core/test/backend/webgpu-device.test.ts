@@ -43,6 +43,21 @@ describe('the webgpu backend without a GPU', () => {
     expect(onWebgpu).toEqual(onCpu);
   });
 
+  it('computes a small op on the GPU even when its input still holds CPU values', async () => {
+    await selectBackend('webgpu', 'test');
+    // exp of 100 values: once from a tensor made from CPU values (as restored weights are), once
+    // from the same values produced on the GPU. tfjs would compute the first on the CPU, which
+    // rounds differently; the two must give the same bits.
+    const values = Float32Array.from({ length: 2000 }, (_, i) => Math.sin(i) * 3 + 0.1234567);
+    const fromCpu = tf.tensor1d(values.slice(0, 100));
+    // Sliced out of 2,000 values: large enough that tfjs computes it on the GPU in any case.
+    const onGpu = tf.tidy(() => tf.tensor1d(values).slice(0, 100));
+    await onGpu.data();
+    const [a, b] = [tf.exp(fromCpu), tf.exp(onGpu)];
+    expect(Array.from(await a.data())).toEqual(Array.from(await b.data()));
+    tf.dispose([fromCpu, onGpu, a, b]);
+  });
+
   it('auto never picks the software device', async () => {
     // Where the native TensorFlow backend is built, auto would stop there before looking at webgpu
     // (and loading it beside Dawn in one process is not what this test is about).
