@@ -7,10 +7,12 @@ import * as tf from '@tensorflow/tfjs';
  * over (parameter, gradient, m, v), where the tf-op form runs about a dozen element-wise
  * dispatches (and as many temporary buffers) per parameter.
  *
- * What changes from update to update (learning rate, decay factor, bias corrections) is read from
- * a small float32 tensor (`stepScalars`, see `AdamW.stepScalars`), not from the uniforms: a
- * recorded training step (core's webgpu-step-replay.ts) replays the same uniforms every step and
- * writes each step's scalars into that tensor's buffer.
+ * What changes from update to update (learning rate, decay factor, bias corrections, the gradient
+ * clip factor) is read from a small float32 tensor (`stepScalars`, see `AdamW.stepScalars`), not
+ * from the uniforms: a recorded training step (core's webgpu-step-replay.ts) replays the same
+ * uniforms every step and writes each step's scalars into that tensor's buffer. The clip factor
+ * is computed on the GPU (gradient-norm-wgsl.ts) and each gradient is scaled as it is read here,
+ * rounded as the tf-op form's `gradient.mul(scale)` is.
  */
 export const ADAMW_KERNEL = 'InterleaveAdamWUpdate';
 
@@ -28,8 +30,8 @@ function shader(): string {
 @group(0) @binding(1) var<storage, read> gradient: array<f32>;
 @group(0) @binding(2) var<storage, read> firstMoment: array<f32>;
 @group(0) @binding(3) var<storage, read> secondMoment: array<f32>;
-// [learning rate, 1 − lr·wd, 1 − β1^t, 1 − β2^t]
-@group(0) @binding(4) var<storage, read> stepScalars: array<f32, 4>;
+// [learning rate, 1 − lr·wd, 1 − β1^t, 1 − β2^t, gradient scale (the clip factor)]
+@group(0) @binding(4) var<storage, read> stepScalars: array<f32, 5>;
 @group(0) @binding(5) var<storage, read_write> nextParameter: array<f32>;
 @group(0) @binding(6) var<storage, read_write> nextFirst: array<f32>;
 @group(0) @binding(7) var<storage, read_write> nextSecond: array<f32>;
@@ -41,7 +43,7 @@ ${FLAT_INDEX_WGSL}
 fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
   let i = flatIndex(id, groups);
   if (i >= step.count) { return; }
-  let g = gradient[i];
+  let g = gradient[i] * stepScalars[4];
   let m = firstMoment[i] * step.beta1 + g * (1.0 - step.beta1);
   let v = secondMoment[i] * step.beta2 + g * g * (1.0 - step.beta2);
   nextFirst[i] = m;

@@ -38,7 +38,9 @@ export class AdamW {
 
   /**
    * The values one update reads besides its tensors, as float32 — [lr, 1 − lr·wd, 1 − β1^t,
-   * 1 − β2^t] for update `t` (1-based) — the contents of the fused kernel's `stepScalars`.
+   * 1 − β2^t, 1] for update `t` (1-based) — the contents of the fused kernel's `stepScalars`. The
+   * last is the factor every gradient is scaled by: 1 here; gradient-norm-wgsl.ts writes a copy
+   * with the clip factor in.
    */
   stepScalars(learningRate: number, step: number): Float32Array {
     const [beta1, beta2] = this.options.betas;
@@ -47,6 +49,7 @@ export class AdamW {
       1 - learningRate * this.options.weightDecay,
       1 - beta1 ** step,
       1 - beta2 ** step,
+      1,
     ]);
   }
 
@@ -62,7 +65,9 @@ export class AdamW {
   /**
    * Applies one update; `gradients` maps parameter names to gradients (not disposed here).
    * `scalars`, when given, is the tensor of `stepScalars(learningRate, stepCount + 1)` (a recorded
-   * step names it as an input); otherwise one is made here.
+   * step names it as an input), or `fusedGradientScale`'s copy of it, whose entry 4 then scales
+   * every gradient (the clip, applied by the kernel as it reads the gradient); otherwise one is made
+   * here. Only the fused kernel reads `scalars`.
    */
   apply(gradients: Readonly<Record<string, tf.Tensor>>, learningRate: number, scalars?: tf.Tensor1D): void {
     this.stepCount += 1;

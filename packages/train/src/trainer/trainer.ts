@@ -11,6 +11,7 @@ import type { TrainConfig } from '../config/train-schema.js';
 import { AdamW } from '../optimizer/adamw.js';
 import { fusedAdamWAvailable } from '../optimizer/adamw-wgsl.js';
 import { clipByGlobalNorm } from '../optimizer/clip-gradients.js';
+import { fusedGradientScale, fusedGradientScaleAvailable } from '../optimizer/gradient-norm-wgsl.js';
 import { learningRateAt } from '../optimizer/schedule.js';
 import { headObjective } from './head-objective.js';
 import type { Supervision } from './objective.js';
@@ -194,6 +195,12 @@ export class Trainer {
         for (const { name, variable } of parameters) {
           const gradient = grads[variable.name];
           if (gradient) byName[name] = gradient;
+        }
+        if (stepScalars !== undefined && fusedGradientScaleAvailable(Object.values(byName))) {
+          // Norm and clip factor in a few dispatches; the AdamW kernel scales each gradient.
+          const updateScalars = fusedGradientScale(Object.values(byName), this.train.grad_clip, stepScalars);
+          this.optimizer.apply(byName, learningRate, updateScalars);
+          return { loss: value, gradNorm: updateScalars.slice([5], [1]).reshape([]), gradients: byName };
         }
         const clipped = clipByGlobalNorm(byName, this.train.grad_clip);
         this.optimizer.apply(clipped.gradients, learningRate, stepScalars);
