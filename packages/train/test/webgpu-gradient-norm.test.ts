@@ -125,7 +125,7 @@ describe('AdamW with the clip factor from the GPU = tf-op clip and update', () =
       tf.registerKernel(kernel);
     }
     // The norms (≈ 24, so both steps clip hard) agree to float32 summation order.
-    fused.norms.forEach((norm, step) => expect(norm).toBeCloseTo(ops.norms[step] as number, 3));
+    for (const [step, norm] of fused.norms.entries()) expect(norm).toBeCloseTo(ops.norms[step] as number, 3);
     fused.values.forEach((array, k) => {
       const want = ops.values[k] as Float32Array;
       let diff = 0;
