@@ -283,6 +283,22 @@ describe('MLflow file store writer', () => {
     expect(history.map((point) => point.step)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
   });
 
+  it('writes a step of several metrics, nested keys included, every line in step order', async () => {
+    const run = await openFileStoreRun({ uri: root, experiment: 'steps', runName: 'many' });
+    const keys = ['train/loss', 'train/accuracy', 'train/lr', 'compute/flops', 'eval/mqar/L64_K4/accuracy', 'top'];
+    for (let step = 1; step <= 40; step++) {
+      await run.logMetrics(Object.fromEntries(keys.map((key, k) => [key, step * 10 + k])), step, 5000 + step);
+    }
+    for (const [k, key] of keys.entries()) {
+      const history = await readMetricHistory(root, run.runId, key);
+      expect(history.map((point) => point.step), key).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+      expect(history.map((point) => point.value), key).toEqual(Array.from({ length: 40 }, (_, i) => (i + 1) * 10 + k));
+    }
+    // A key cannot be both a value and a folder of '/'-separated keys, in one call or across calls.
+    await expect(run.logMetrics({ 'train/loss/extra': 1 }, 41)).rejects.toThrow(/clashes with another key/);
+    await expect(run.logMetrics({ fresh: 1, 'fresh/inner': 2 }, 41)).rejects.toThrow(/clashes with another key/);
+  });
+
   it('quotes names that YAML 1.1 (PyYAML, which MLflow uses) would not read as strings', async () => {
     const run = await openFileStoreRun({ uri: root, experiment: 'yes', runName: 'on' });
     expect(await readText(root, run.experimentId, 'meta.yaml')).toContain("name: 'yes'\n");
