@@ -291,8 +291,14 @@ describe('MLflow file store writer', () => {
     }
     for (const [k, key] of keys.entries()) {
       const history = await readMetricHistory(root, run.runId, key);
-      expect(history.map((point) => point.step), key).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
-      expect(history.map((point) => point.value), key).toEqual(Array.from({ length: 40 }, (_, i) => (i + 1) * 10 + k));
+      expect(
+        history.map((point) => point.step),
+        key,
+      ).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+      expect(
+        history.map((point) => point.value),
+        key,
+      ).toEqual(Array.from({ length: 40 }, (_, i) => (i + 1) * 10 + k));
     }
     // A key cannot be both a value and a folder of '/'-separated keys, in one call or across calls.
     await expect(run.logMetrics({ 'train/loss/extra': 1 }, 41)).rejects.toThrow(/clashes with another key/);

@@ -25,22 +25,26 @@ export class IndexedStreams {
     this.base = new SeededRandom(seed, label).getState();
   }
 
-  /** A fresh generator at the start of item `index`'s stream. */
-  open(index: number): SeededRandom {
+  /**
+   * A generator at the start of item `index`'s stream: `into` when given (its state replaced, so
+   * a batch of examples reuses one generator instead of making one per example), else a new one.
+   */
+  open(index: number, into?: SeededRandom): SeededRandom {
     if (!Number.isSafeInteger(index) || index < 0) {
       throw new RangeError(`stream index must be a non-negative integer, got ${index}`);
     }
     const low = index >>> 0;
     const high = Math.floor(index / 2 ** 32) >>> 0;
-    const state = this.base.map((word, k) => {
+    const state: GeneratorState = [0, 0, 0, 0];
+    for (let k = 0; k < 4; k++) {
       // Each round is a bijection of its input, so for a fixed `high` word k alone is already
       // injective in `low`: no two items of one family share a state.
-      const mixedLow = fmix32((word ^ Math.imul(low, LOW_MULTIPLIERS[k] as number)) >>> 0);
-      return fmix32((mixedLow ^ Math.imul(high, HIGH_MULTIPLIERS[k] as number)) >>> 0);
-    }) as GeneratorState;
+      const mixedLow = fmix32(((this.base[k] as number) ^ Math.imul(low, LOW_MULTIPLIERS[k] as number)) >>> 0);
+      state[k] = fmix32((mixedLow ^ Math.imul(high, HIGH_MULTIPLIERS[k] as number)) >>> 0);
+    }
     // xoshiro never leaves the all-zero state; astronomically unlikely, but cheap to rule out.
-    if (state.every((word) => word === 0)) state[0] = 1;
-    const rng = new SeededRandom(0);
+    if (state[0] === 0 && state[1] === 0 && state[2] === 0 && state[3] === 0) state[0] = 1;
+    const rng = into ?? new SeededRandom(0);
     rng.setState(state);
     return rng;
   }

@@ -1,4 +1,11 @@
-import { InterleaveError, type Task, type TaskContext, type TaskDefinition, type TokenBatch } from '@interleave/core';
+import {
+  InterleaveError,
+  SeededRandom,
+  type Task,
+  type TaskContext,
+  type TaskDefinition,
+  type TokenBatch,
+} from '@interleave/core';
 import { z } from 'zod';
 import { EpochOrder } from './epoch-order.js';
 import { IndexedStreams } from './indexed-streams.js';
@@ -71,6 +78,8 @@ export class MqarTask implements Task {
   private readonly trainStreams: IndexedStreams;
   private readonly testStreams: IndexedStreams;
   private readonly trainOrder: EpochOrder;
+  /** One generator, re-seeded per example (IndexedStreams.open), for the batches drawn here. */
+  private readonly exampleRng = new SeededRandom(0);
 
   constructor(
     private readonly config: MqarConfig,
@@ -100,7 +109,7 @@ export class MqarTask implements Task {
     const batch = emptyTokenBatch(batchSize, this.seqLen);
     const first = batchIndex * batchSize;
     for (let row = 0; row < batchSize; row++) {
-      this.trainWriter.write(this.trainStreams.open(this.trainExampleAt(first + row)), batch, row);
+      this.trainWriter.write(this.trainStreams.open(this.trainExampleAt(first + row), this.exampleRng), batch, row);
     }
     return batch;
   }
@@ -111,7 +120,9 @@ export class MqarTask implements Task {
     for (let first = 0; first < this.config.test_examples; first += batchSize) {
       const rows = Math.min(batchSize, this.config.test_examples - first);
       const batch = emptyTokenBatch(rows, this.seqLen);
-      for (let row = 0; row < rows; row++) this.testWriter.write(this.testStreams.open(first + row), batch, row);
+      for (let row = 0; row < rows; row++) {
+        this.testWriter.write(this.testStreams.open(first + row, this.exampleRng), batch, row);
+      }
       batches.push(batch);
     }
     return batches;
