@@ -7,7 +7,8 @@
 # What it writes (see docs/gpu.md, "Running on a GPU machine"): setup.sh, node.tar.xz, debs/ and
 # payload.tar.xz, which setup.sh unpacks in place into:
 #   interleave.mjs, bench/bench.mjs, bench/child-entry.mjs   the CLI and the benchmark, bundled by
-#                      esbuild (every JS dependency inlined; the scan kernels' worker beside each)
+#                      esbuild (every JS dependency inlined; the scan kernels' and the batch worker
+#                      beside each)
 #   bench/kernel-probe.mjs   bench/gpu/kernel-probe.ts (docs/gpu.md's per-kernel and per-step figures)
 #   node_modules/webgpu  Dawn's Node binding for linux-x64 only (native: cannot be bundled)
 #   node_modules/@interleave-examples/*, configs/plugins/*.mjs   the plugins, each bundled alone, and
@@ -41,9 +42,11 @@ mkdir -p "$stage/bench" "$stage/peer"
 # through __dirname) what they expect inside an ES module.
 banner="import { createRequire as __cr } from 'node:module'; import { fileURLToPath as __fu } from 'node:url'; import { dirname as __dn } from 'node:path'; const require = __cr(import.meta.url); const __filename = __fu(import.meta.url); const __dirname = __dn(__filename);"
 worker=packages/blocks/src/scan/kernels/scan-worker.mjs
+batches=scripts/gpu/batch-worker-entry.ts
 node_modules/.bin/esbuild \
-  "interleave=scripts/gpu/bundle-entry.ts" "scan-worker=$worker" \
+  "interleave=scripts/gpu/bundle-entry.ts" "scan-worker=$worker" "batch-worker=$batches" \
   "bench/bench=bench/main.ts" "bench/child-entry=bench/isolation/child.ts" "bench/scan-worker=$worker" \
+  "bench/batch-worker=$batches" \
   "bench/kernel-probe=bench/gpu/kernel-probe.ts" \
   --bundle --platform=node --format=esm --target=node20 --outdir="$stage" --out-extension:.js=.mjs \
   --external:webgpu --external:@tensorflow/tfjs-node --external:@tensorflow/tfjs-node-gpu \

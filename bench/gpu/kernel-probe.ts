@@ -10,7 +10,7 @@ import {
   selectBackend,
   webgpuMatmulCounts,
 } from '@interleave/core';
-import { prepareRun, Trainer } from '@interleave/train';
+import { batchWorkerFor, prepareRun, Trainer } from '@interleave/train';
 import * as tf from '@tensorflow/tfjs';
 import { type AttentionPath, causalAttention } from '../../packages/blocks/src/ops/banded-attention.js';
 import { linearRecurrence } from '../../packages/blocks/src/scan/linear-recurrence.js';
@@ -652,7 +652,9 @@ async function profileStep(configFile: string, overrides: string[]): Promise<voi
     backend: capabilitiesOf(tf.getBackend()),
   });
   const taskInstance = task.definition.create(task.config, { vocabSize: config.model.vocab_size, seed: config.seed });
-  const trainer = new Trainer(model, taskInstance, config.train);
+  const trainer = new Trainer(model, taskInstance, config.train, {
+    batchWorker: batchWorkerFor(loaded, tf.getBackend()),
+  });
   resetPeaks();
   const times: number[] = [];
   let tokens = 0;
@@ -675,6 +677,7 @@ async function profileStep(configFile: string, overrides: string[]): Promise<voi
     peakUsedGiB: peakUsed / GiB,
     // A replayed step runs no tfjs kernels: the profile below lists them only with step_replay off.
     stepReplay: trainer.stepReplayStatus,
+    batches: trainer.batchStatus,
   });
   const profileStart = performance.now();
   const info = await tf.profile(async () => {

@@ -1,6 +1,6 @@
 import { relative } from 'node:path';
 import { capabilitiesOf, LanguageModel, SeededRandom } from '@interleave/core';
-import { loadExperimentConfig, prepareRun, Trainer } from '@interleave/train';
+import { batchWorkerFor, loadExperimentConfig, prepareRun, Trainer } from '@interleave/train';
 import * as tf from '@tensorflow/tfjs';
 import type { Job } from '../isolation/job.js';
 import { failureCell, runIsolated } from '../isolation/run-isolated.js';
@@ -205,7 +205,9 @@ export const trainModelJob: Job<TrainModelParams> = async (params, emit) => {
     backend: capabilitiesOf(tf.getBackend()),
   });
   const taskInstance = task.definition.create(task.config, { vocabSize: config.model.vocab_size, seed: config.seed });
-  const trainer = new Trainer(model, taskInstance, config.train);
+  const trainer = new Trainer(model, taskInstance, config.train, {
+    batchWorker: batchWorkerFor(loaded, tf.getBackend()),
+  });
   let tokensPerStep = 0;
   const measurement = await measure(async () => {
     tokensPerStep = (await trainer.trainStep()).tokens;

@@ -24,6 +24,7 @@ export const tinyTrainConfig: TrainConfig = {
   activation_checkpointing: 'none',
   step_replay: 'auto',
   head_rows: 'supervised',
+  batch_worker: 'auto',
 };
 
 /** A two-layer Mamba + SWA model with MLPs on a small MQAR task: every code path of a step. */
@@ -56,7 +57,7 @@ export async function tinyHybridTrainer(
     vocabSize: 32,
     seed,
   });
-  return new Trainer(model, task, train, headChunkBytes);
+  return new Trainer(model, task, train, { headChunkBytes });
 }
 
 export function disposeTrainer(trainer: Trainer): void {

@@ -46,7 +46,14 @@ async function trainAndEvaluate(): Promise<{ losses: number[]; accuracies: numbe
   });
   // Every position's logits (head_rows: all), in CHUNKS chunks: more than a shader stage's 8
   // storage buffers could sum at once (the chunks' scalars are added pairwise).
-  const trainer = new Trainer(model, task, { ...tinyTrainConfig, batch_size: BATCH, head_rows: 'all' }, CHUNK_BYTES);
+  const trainer = new Trainer(
+    model,
+    task,
+    { ...tinyTrainConfig, batch_size: BATCH, head_rows: 'all' },
+    {
+      headChunkBytes: CHUNK_BYTES,
+    },
+  );
   const losses: number[] = [];
   const accuracies: number[] = [];
   for (let i = 0; i < 2; i++) {

@@ -48,7 +48,19 @@ export const trainSchema = z.strictObject({
    * every position, as Zoology's code and the PyTorch peer do.
    */
   head_rows: z.enum(['supervised', 'all']).default('supervised'),
+  /**
+   * Where training batches are drawn. `on`: on a worker thread, a few steps ahead, which keeps
+   * the main thread free to feed the GPU; `off`: on the main thread, while the GPU runs the step
+   * before. `auto`: `on` for runs of at least BATCH_WORKER_AUTO_STEPS steps on webgpu, where the
+   * main thread bounds small models; elsewhere the cores are the model's, and short runs do not
+   * repay the worker's start (it loads the task's code again, about a second). The batches are
+   * the same either way.
+   */
+  batch_worker: z.enum(['auto', 'on', 'off']).default('auto'),
 });
+
+/** `train.batch_worker: auto` starts a worker on webgpu for runs of at least this many steps. */
+export const BATCH_WORKER_AUTO_STEPS = 500;
 export type TrainConfig = z.infer<typeof trainSchema>;
 
 /** `tracking:`: the MLflow store and experiment a run logs to. */

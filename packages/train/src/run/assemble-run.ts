@@ -9,6 +9,9 @@ import {
   selectBackend,
   type Task,
 } from '@interleave/core';
+import type { LoadedExperiment } from '../config/experiment-config.js';
+import { BATCH_WORKER_AUTO_STEPS, type TrainConfig } from '../config/train-schema.js';
+import { BatchWorker, batchRecipeOf } from '../trainer/batch-worker.js';
 import type { ProgressStream } from '../trainer/progress.js';
 import { Trainer } from '../trainer/trainer.js';
 import type { PreparedRun } from './prepare-run.js';
@@ -51,7 +54,7 @@ export function assembleRun(prepared: PreparedRun, backend: BackendChoice): Asse
     backend: capabilitiesOf(backend.name),
   });
   const taskInstance = task.definition.create(task.config, { vocabSize: config.model.vocab_size, seed: config.seed });
-  const trainer = new Trainer(model, taskInstance, config.train);
+  const trainer = new Trainer(model, taskInstance, config.train, { batchWorker: batchWorkerFor(loaded, backend.name) });
   // Training compute (docs/design.md#flop-counting): forward+backward FLOPs per token, rounded
   // to whole FLOPs (Hyena's FFT and attention's average window are fractional).
   const modelFlops = model.flopsPerToken(taskInstance.seqLen);
@@ -67,4 +70,15 @@ export function assembleRun(prepared: PreparedRun, backend: BackendChoice): Asse
       model.dispose();
     },
   };
+}
+
+/** A batch worker for `loaded`'s run on `backend` if its `train.batch_worker` asks for one. */
+export function batchWorkerFor(loaded: LoadedExperiment, backend: string): BatchWorker | undefined {
+  return wantsBatchWorker(loaded.config.train, backend) ? new BatchWorker(batchRecipeOf(loaded)) : undefined;
+}
+
+/** Whether `train.batch_worker` asks for a batch worker on `backend` (train-schema.ts says why). */
+export function wantsBatchWorker(train: TrainConfig, backend: string): boolean {
+  if (train.batch_worker !== 'auto') return train.batch_worker === 'on';
+  return backend === 'webgpu' && train.steps >= BATCH_WORKER_AUTO_STEPS;
 }

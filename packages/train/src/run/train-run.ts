@@ -3,7 +3,7 @@ import { formatFlops, isServerUri, openStore, type Tracker } from '@interleave/c
 import { CHECKPOINT_FOLDER, configMetadata, MODEL_FILE } from '../checkpoint/checkpoint.js';
 import type { LoadedExperiment } from '../config/experiment-config.js';
 import type { ProgressStream } from '../trainer/progress.js';
-import type { EvalMetrics } from '../trainer/trainer.js';
+import { type EvalMetrics, MAIN_THREAD_BATCHES, type Trainer } from '../trainer/trainer.js';
 import { type AssembledRun, assembleRun, selectRunBackend } from './assemble-run.js';
 import { runEvaluations } from './evaluations.js';
 import { type PreparedRun, prepareLoadedRun, prepareRun } from './prepare-run.js';
@@ -95,7 +95,7 @@ async function runPrepared(prepared: PreparedRun, options: TrainRunSettings): Pr
       });
     }
     const ended = await endRun(tracker, trained.status, options.beforeFinish);
-    out.write(runSummary(prepared, trained, backend.name, tracker, run.trainer.stepReplayStatus));
+    out.write(runSummary(prepared, trained, backend.name, tracker, run.trainer));
     return {
       ...trained,
       ...ended,
@@ -133,7 +133,7 @@ function runSummary(
   trained: TrainLoopResult,
   backend: string,
   tracker: Tracker,
-  stepReplay: string,
+  trainer: Trainer,
 ): string {
   const { finalEval } = trained;
   const { uri } = prepared.loaded.config.tracking;
@@ -145,7 +145,8 @@ function runSummary(
   return (
     `final test accuracy ${finalEval.accuracy.toFixed(4)} (loss ${finalEval.loss.toFixed(4)}, ${finalEval.examples} examples) ` +
     `after ${trained.steps} steps in ${trained.seconds.toFixed(1)}s on ${backend}\n` +
-    (backend === 'webgpu' ? `step replay: ${stepReplay}\n` : '') +
+    (backend === 'webgpu' ? `step replay: ${trainer.stepReplayStatus}\n` : '') +
+    (trainer.batchStatus === MAIN_THREAD_BATCHES ? '' : `batches: drawn ${trainer.batchStatus}\n`) +
     where
   );
 }

@@ -13,11 +13,11 @@ import { fusedAdamWAvailable } from '../optimizer/adamw-wgsl.js';
 import { clipByGlobalNorm } from '../optimizer/clip-gradients.js';
 import { fusedGradientScale, fusedGradientScaleAvailable } from '../optimizer/gradient-norm-wgsl.js';
 import { learningRateAt } from '../optimizer/schedule.js';
+import type { BatchWorker } from './batch-worker.js';
 import { headObjective } from './head-objective.js';
-import type { Supervision } from './objective.js';
+import { type StepData, stepData, stepTensors } from './step-data.js';
 import { checkStepHealth, firstNonFinite } from './step-health.js';
 import { StepReplayer } from './step-replay.js';
-import { type SupervisedRows, supervisedRows } from './supervised-rows.js';
 
 export interface StepMetrics {
   /** The update just applied, 1-based. */
@@ -60,16 +60,22 @@ export class Trainer {
    */
   private submittedAhead: AheadStep | undefined;
 
+  /** Bytes one chunk of the head's logits may take; defaults to the backend's limit (head-objective.ts). */
+  private readonly headChunkBytes: number | undefined;
+  /** Draws the training batches on another thread (`train.batch_worker`); the trainer disposes it. */
+  private readonly batchWorker: BatchWorker | undefined;
+
   constructor(
     readonly model: LanguageModel,
     readonly task: Task,
     readonly train: TrainConfig,
-    /** Bytes one chunk of the head's logits may take; defaults to the backend's limit (head-objective.ts). */
-    private readonly headChunkBytes?: number,
+    options: TrainerOptions = {},
   ) {
     const { betas, eps, weight_decay: weightDecay } = train.optimizer;
     this.optimizer = new AdamW(model.parameters.list(), { betas, eps, weightDecay });
     this.replay = new StepReplayer(train.step_replay);
+    this.headChunkBytes = options.headChunkBytes;
+    this.batchWorker = options.batchWorker;
   }
 
   /** The recorded step being replayed, if any (for benchmarks that time replays alone). */
@@ -90,19 +96,34 @@ export class Trainer {
     return this.replay.status;
   }
 
+  /** How training batches are drawn (`train.batch_worker`), for the run's summary. */
+  get batchStatus(): string {
+    return this.batchWorker?.status ?? MAIN_THREAD_BATCHES;
+  }
+
+  /** Starts drawing batch `index`, which the next step needs: on the worker, else here and now. */
   private drawAhead(index: number): void {
+    if (this.batchWorker !== undefined) {
+      this.batchWorker.request(index);
+      return;
+    }
     try {
-      this.drawnAhead = { index, data: this.stepDataAt(index) };
+      this.drawnAhead = { index, data: this.drawHere(index) };
     } catch {
       // Not now: the next step draws it itself and reports the error there, in its place.
     }
   }
 
-  private stepDataAt(index: number): StepData {
+  private drawHere(index: number): StepData {
     return stepData(this.task.trainBatch(index, this.train.batch_size), this.train.head_rows);
   }
 
-  private batchAt(index: number): StepData {
+  /** Batch `index` from the worker, or drawn here where there is none or it could not. */
+  private async stepDataAt(index: number): Promise<StepData> {
+    return (await this.batchWorker?.take(index)) ?? this.drawHere(index);
+  }
+
+  private async batchAt(index: number): Promise<StepData> {
     const ahead = this.drawnAhead;
     this.drawnAhead = undefined;
     return ahead?.index === index ? ahead.data : this.stepDataAt(index);
@@ -144,7 +165,7 @@ export class Trainer {
       ({ data, learningRate } = ahead);
       values = await this.readReplayed(ahead.plan, ahead.reading, step, overlapNext);
     } else {
-      data = this.batchAt(this.completed);
+      data = await this.batchAt(this.completed);
       learningRate = learningRateAt(this.completed, this.train);
       const mode = this.replay.modeFor(data.shapeKey);
       const plan = this.replay.current;
@@ -267,7 +288,7 @@ export class Trainer {
    * While the GPU runs step `index` − 1: the next step's batch drawn, and with `overlapNext`, that
    * step submitted too when it replays the same recording.
    */
-  private prepareNext(index: number, overlapNext: boolean): void {
+  private async prepareNext(index: number, overlapNext: boolean): Promise<void> {
     const plan = this.replay.current;
     if (!overlapNext || index >= this.train.steps || plan === undefined) {
       this.drawAhead(index);
@@ -275,7 +296,7 @@ export class Trainer {
     }
     let data: StepData;
     try {
-      data = this.stepDataAt(index);
+      data = await this.stepDataAt(index);
     } catch {
       return; // the next step draws it itself and reports the error there
     }
@@ -297,7 +318,7 @@ export class Trainer {
     const during = `training step ${step}`;
     let values: Float32Array;
     try {
-      this.prepareNext(step, overlapNext);
+      await this.prepareNext(step, overlapNext);
       values = await reading;
     } catch (error) {
       throwIfWebgpuFailed(during);
@@ -354,6 +375,7 @@ export class Trainer {
   dispose(): void {
     this.replay.dispose();
     this.optimizer.dispose();
+    void this.batchWorker?.dispose();
   }
 }
 
@@ -385,6 +407,16 @@ async function readPacked(packed: tf.Tensor, during: string): Promise<number[]> 
   return Array.from(values);
 }
 
+/** `Trainer.batchStatus` without a batch worker. */
+export const MAIN_THREAD_BATCHES = 'on the main thread';
+
+export interface TrainerOptions {
+  /** Bytes one chunk of the head's logits may take; defaults to the backend's limit (head-objective.ts). */
+  readonly headChunkBytes?: number;
+  /** Draws the training batches on another thread (`train.batch_worker`); the trainer disposes it. */
+  readonly batchWorker?: BatchWorker;
+}
+
 /** A replayed step submitted before the previous one's values were read (`trainStep`'s `overlapNext`). */
 interface AheadStep {
   /** Its batch index (the number of updates before it). */
@@ -393,49 +425,4 @@ interface AheadStep {
   readonly learningRate: number;
   readonly plan: RecordedStep;
   readonly reading: Promise<Float32Array>;
-}
-
-/**
- * A batch as a step's inputs, on the CPU: token ids [B, L], then either targets and mask [B, L],
- * or the supervised rows with their targets and mask [C] (`train.head_rows`, supervised-rows.ts).
- * `arrays` is the order a recorded step declares its inputs in.
- */
-interface StepData {
-  readonly batch: TokenBatch;
-  readonly rows: SupervisedRows | undefined;
-  readonly arrays: ArrayBufferView[];
-  /** Batches with the same key make tensors of the same shapes. */
-  readonly shapeKey: string;
-}
-
-function stepData(batch: TokenBatch, headRows: TrainConfig['head_rows']): StepData {
-  const rows = headRows === 'supervised' ? supervisedRows(batch) : undefined;
-  const shapeKey = `${batch.batchSize}x${batch.seqLen}`;
-  return rows === undefined
-    ? { batch, rows, arrays: [batch.inputs, batch.targets, batch.mask], shapeKey }
-    : {
-        batch,
-        rows,
-        arrays: [batch.inputs, rows.rows, rows.targets, rows.mask],
-        shapeKey: `${shapeKey}, ${rows.rows.length} supervised rows`,
-      };
-}
-
-/** The step's input tensors (`tensors` in the order of `StepData.arrays`). */
-function stepTensors({ batch, rows }: StepData): {
-  inputs: tf.Tensor2D;
-  supervision: Supervision;
-  tensors: tf.Tensor[];
-} {
-  const shape: [number, number] = [batch.batchSize, batch.seqLen];
-  const inputs = tf.tensor2d(batch.inputs, shape, 'int32');
-  if (rows === undefined) {
-    const targets = tf.tensor2d(batch.targets, shape, 'int32');
-    const mask = tf.tensor2d(batch.mask, shape, 'float32');
-    return { inputs, supervision: { targets, mask }, tensors: [inputs, targets, mask] };
-  }
-  const rowIndices = tf.tensor1d(rows.rows, 'int32');
-  const targets = tf.tensor1d(rows.targets, 'int32');
-  const mask = tf.tensor1d(rows.mask, 'float32');
-  return { inputs, supervision: { targets, mask, rows: rowIndices }, tensors: [inputs, rowIndices, targets, mask] };
 }
