@@ -32,7 +32,8 @@ import { applyRotary } from './ops/rotary.js';
  * to every earlier key when the window is null. `kv_heads` < `heads` gives grouped or
  * multi-query attention. Training cost is O(L·w) for w ≪ L: `forward` runs the banded form of
  * ops/banded-attention.ts there and the dense masked form otherwise; on webgpu, the fused WGSL
- * kernels of webgpu/banded-attention-wgsl.ts (`INTERLEAVE_ATTENTION=ops` keeps the tf-op forms).
+ * kernels of webgpu/banded-attention-wgsl.ts, except full attention over at most 256 positions,
+ * which is faster as the dense form there (ops/fused-attention.ts, DENSE_ATTENTION_MAX_LENGTH).
  */
 const sharedKeys = {
   heads: z.number().int().positive().default(4),

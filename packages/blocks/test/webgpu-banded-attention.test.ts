@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { attentionForwardVia, slidingWindowAttentionBlock } from '../src/attention.js';
 import { type AttentionPath, causalAttention } from '../src/ops/banded-attention.js';
+import { DENSE_ATTENTION_MAX_LENGTH } from '../src/ops/fused-attention.js';
 import { buildBlockForTest, useWebgpuBackend } from '../src/testing/index.js';
 import { ATTENTION_CASES, type AttentionCase, describeAttentionCase } from './support/attention-cases.js';
 
@@ -217,6 +218,17 @@ describe('INTERLEAVE_ATTENTION', () => {
     process.env.INTERLEAVE_ATTENTION = 'ops';
     // 24² ≥ 1.5 · 24 · 8: prefersBanded takes the banded form.
     expectIdentical(await coreValueAndGradients(shape, 'auto'), await coreValueAndGradients(shape, 'banded'));
+  });
+
+  it('auto: full attention over at most 256 positions runs the dense tf-op form, longer or windowed the fused kernels', async () => {
+    delete process.env.INTERLEAVE_ATTENTION;
+    // A window of at least L is full attention (a config's window: null reaches the kernels as L).
+    const full: Shape = { length: 24, window: 24, heads: 1, kvHeads: 1, batch: 1, headDim: 8 };
+    expectIdentical(await coreValueAndGradients(full, 'auto'), await coreValueAndGradients(full, 'dense'));
+    const wider: Shape = { ...full, window: 1000 };
+    expectIdentical(await coreValueAndGradients(wider, 'auto'), await coreValueAndGradients(wider, 'dense'));
+    const longFull: Shape = { ...full, length: DENSE_ATTENTION_MAX_LENGTH + 1, window: DENSE_ATTENTION_MAX_LENGTH + 1 };
+    expectIdentical(await coreValueAndGradients(longFull, 'auto'), await coreValueAndGradients(longFull, 'fused'));
   });
 
   it('rejects other values in one line', async () => {

@@ -15,8 +15,10 @@ import { defaultAttentionImplementation, fusedCausalAttention } from './fused-at
  * - `banded`: the sequence is cut into blocks of `window` positions and each query block looks
  *   only at its own block and the one before, so time and memory are O(L·w).
  * `auto` picks by the cost model in `prefersBanded`, except where the backend has the fused
- * kernels (webgpu): there `auto` runs them (`fused`, ops/fused-attention.ts), unless
- * `INTERLEAVE_ATTENTION=ops` keeps the tf-op forms.
+ * kernels (webgpu): there `auto` runs them (`fused`, ops/fused-attention.ts) for sliding windows
+ * and for full attention over more than DENSE_ATTENTION_MAX_LENGTH positions, where they are as
+ * fast and hold O(L·d) memory; shorter full attention is faster as the dense tf-op form.
+ * `INTERLEAVE_ATTENTION=fused|ops` forces one.
  */
 export type AttentionPath = 'auto' | 'dense' | 'banded' | 'fused';
 
@@ -54,10 +56,10 @@ export function causalAttention(
   window: number | null,
   path: AttentionPath = 'auto',
 ): tf.Tensor3D {
-  if (path === 'fused' || (path === 'auto' && defaultAttentionImplementation() === 'fused')) {
+  const length = heads.queries.shape[2];
+  if (path === 'fused' || (path === 'auto' && defaultAttentionImplementation(length, window) === 'fused')) {
     return fusedCausalAttention(heads, window);
   }
-  const length = heads.queries.shape[2];
   const banded =
     path === 'banded' ? window !== null && window < length : path === 'auto' && prefersBanded(length, window);
   return banded ? bandedAttention(heads, window as number) : denseAttention(heads, window);

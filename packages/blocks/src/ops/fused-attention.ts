@@ -16,16 +16,31 @@ import type { AttentionHeads } from './banded-attention.js';
 export type AttentionImplementation = 'fused' | 'ops';
 
 /**
- * The fused kernels where the current backend has them, else the tf-op forms;
- * `INTERLEAVE_ATTENTION=fused|ops` forces one (A/B timing, tests).
+ * The longest full (unwindowed) attention that `auto` leaves to the tf-op dense form on webgpu.
+ * The fused kernels run a thread per query, so at short lengths most of the GPU idles in them,
+ * while the dense form's batched matmuls fill it and its [B, H, L, L] scores are still small
+ * (at most 256 floats a token and head, kept three times on the tape). Measured on the H200 (session 27, whole Zoology attention steps, d_model 64, one head,
+ * B·L = 32,768, GPU time of the replayed step, pipelined): L 64: dense 3.17 ms against fused
+ * 3.77; L 128: 5.51 against 7.28; L 256: 6.25 against 8.79 (docs/gpu.md). Longer full attention
+ * and every sliding window keep the fused kernels: their memory is O(L·d), not O(L²), and at the
+ * reference hybrid's window (w 128, L 1024) they were as fast as the tf-op banded form.
  */
-export function defaultAttentionImplementation(): AttentionImplementation {
+export const DENSE_ATTENTION_MAX_LENGTH = 256;
+
+/**
+ * What `auto` runs for causal attention over `length` positions with `window` (null: full): the
+ * fused kernels where the current backend has them, except short full attention (above), else the
+ * tf-op forms; `INTERLEAVE_ATTENTION=fused|ops` forces one (A/B timing, tests).
+ */
+export function defaultAttentionImplementation(length: number, window: number | null): AttentionImplementation {
   const forced = process.env.INTERLEAVE_ATTENTION;
   if (forced === 'fused' || forced === 'ops') return forced;
   if (forced !== undefined && forced !== '') {
     throw new InterleaveError(`INTERLEAVE_ATTENTION must be 'fused' or 'ops', got '${forced}'`);
   }
-  return currentBackendHas(BANDED_ATTENTION_KERNEL) ? 'fused' : 'ops';
+  if (!currentBackendHas(BANDED_ATTENTION_KERNEL)) return 'ops';
+  const full = window === null || window >= length;
+  return full && length <= DENSE_ATTENTION_MAX_LENGTH ? 'ops' : 'fused';
 }
 
 /**
