@@ -3,6 +3,7 @@ export * from './backend/gpu-dispatch.js';
 export * from './backend/matmul-wgsl.js';
 export * from './backend/missing-kernel.js';
 export * from './backend/select-backend.js';
+export * from './backend/upload-derivations.js';
 export * from './backend/webgpu-buffer-pool.js';
 export * from './backend/webgpu-device.js';
 export * from './backend/webgpu-failures.js';

@@ -1,4 +1,10 @@
-import { noteDerivedUpload, type RecordedStep, recordWebgpuStep, type Tracker } from '@interleave/core';
+import {
+  noteDerivedUpload,
+  type RecordedStep,
+  recordWebgpuStep,
+  registerUploadDerivation,
+  type Tracker,
+} from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { startWebgpuBackend } from '../../blocks/test/support/webgpu-device.js';
@@ -218,13 +224,15 @@ describe('a recorded step, dispatch by dispatch', () => {
 });
 
 describe('recordWebgpuStep', () => {
+  registerUploadDerivation('test-doubled', (values) => [Float32Array.from(values, (v) => 2 * v)]);
+
   /** w ← w ⊙ x + 2x + c; returns Σw. `c` is a constant of the step, 2x an upload derived from x on the CPU. */
   function stepOf(w: tf.Variable, x: tf.Tensor1D, c: number, declareDerived: boolean) {
     return () => {
       const output = tf.tidy(() => {
         const doubled = tf.tensor1d(Array.from(x.dataSync(), (v) => 2 * v));
         const next = w.mul(x).add(doubled).add(tf.scalar(c));
-        if (declareDerived) noteDerivedUpload(x, [doubled], (values) => [Float32Array.from(values, (v) => 2 * v)]);
+        if (declareDerived) noteDerivedUpload(x, [doubled], { name: 'test-doubled', params: {} });
         w.assign(next);
         return next.sum().reshape([1]);
       });
@@ -258,6 +266,15 @@ describe('recordWebgpuStep', () => {
     expect(sum[0]).toBeCloseTo(
       expected.reduce((a, b) => a + b),
       5,
+    );
+    // Derived uploads given precomputed (a batch worker's) are used as given, not derived again.
+    expect(later.derivedUploads).toEqual([{ input: 0, derivation: { name: 'test-doubled', params: {} } }]);
+    // (w was read above, so its values are cached on the CPU: the replay's read-back is the check.)
+    const again = await later.replay([Float32Array.from([1, 1, 1, 1])], true, [[Float32Array.from([10, 20, 30, 40])]]);
+    const expectedAgain = expected.map((v, i) => v + 10 * (i + 1) + 0.5);
+    expect(again[0]).toBeCloseTo(
+      expectedAgain.reduce((a, b) => a + b),
+      4,
     );
     later.dispose();
     tf.dispose([first.x, second.x, w]);

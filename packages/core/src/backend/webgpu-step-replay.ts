@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { InterleaveError } from '../errors.js';
+import { deriveUpload, type UploadDerivation } from './upload-derivations.js';
 import { type PoolControl, type PooledBuffer, type PoolObserver, webgpuPoolControl } from './webgpu-buffer-pool.js';
 
 /**
@@ -77,7 +78,7 @@ type WriteSource =
 
 interface DerivedGroup {
   readonly input: number;
-  readonly derive: (source: ArrayLike<number>) => readonly ArrayBufferView[];
+  readonly derivation: UploadDerivation;
 }
 
 export interface StepRecordingSpec {
@@ -111,15 +112,16 @@ let active: Recorder | undefined;
 
 /**
  * Declares that `uploaded` (tensors already on the GPU) hold data computed on the CPU from the
- * values of `source`, by `derive` (one array per uploaded tensor, same byte lengths). A step being
- * recorded then recomputes them from each replay's inputs; outside a recording this does nothing.
+ * values of `source` by `derivation` (one array per uploaded tensor, same byte lengths). A step
+ * being recorded then recomputes them from each replay's inputs (or takes them precomputed, see
+ * `replay`); outside a recording this does nothing.
  */
 export function noteDerivedUpload(
   source: tf.Tensor,
   uploaded: readonly tf.Tensor[],
-  derive: (source: ArrayLike<number>) => readonly ArrayBufferView[],
+  derivation: UploadDerivation,
 ): void {
-  active?.noteDerived(source, uploaded, derive);
+  active?.noteDerived(source, uploaded, derivation);
 }
 
 /**
@@ -387,17 +389,13 @@ class Recorder implements PoolObserver {
     return undefined;
   }
 
-  noteDerived(
-    source: tf.Tensor,
-    uploaded: readonly tf.Tensor[],
-    derive: (source: ArrayLike<number>) => readonly ArrayBufferView[],
-  ): void {
+  noteDerived(source: tf.Tensor, uploaded: readonly tf.Tensor[], derivation: UploadDerivation): void {
     const input = this.spec.inputs.findIndex((tensor) => tensor.dataId === source.dataId);
     if (input < 0) {
       this.refusal ??= 'an upload derived from a tensor that is not a step input';
       return;
     }
-    const group = this.derived.push({ input, derive }) - 1;
+    const group = this.derived.push({ input, derivation }) - 1;
     uploaded.forEach((tensor, part) => {
       this.backend.uploadToGPU(tensor.dataId);
       const buffer = bufferOf(this.backend, tensor);
@@ -542,6 +540,14 @@ export class RecordedStep implements PoolObserver {
     this.parts.kept.push(entry);
   }
 
+  /**
+   * The uploads a replay derives from its inputs on the CPU, in order: which input each is
+   * derived from and how. `replay`'s `precomputed[i]` stands for the i-th one's arrays.
+   */
+  get derivedUploads(): readonly { readonly input: number; readonly derivation: UploadDerivation }[] {
+    return this.parts.derived;
+  }
+
   /** Dispatches per replay (for reports). */
   get dispatchCount(): number {
     let count = 0;
@@ -627,17 +633,24 @@ export class RecordedStep implements PoolObserver {
    * With `readBack` false nothing is read (an empty array): the GPU may still be running the step.
    * The work is submitted before the call returns, so the next replay may be called before this
    * one's values have come back (it runs after it on the GPU); at most two may be reading at once.
+   * `precomputed[i]`, where given, are the arrays of `derivedUploads[i]` for these inputs, computed
+   * elsewhere (a batch worker) with `deriveUpload`; the others are derived here.
    */
-  async replay(inputs: readonly ArrayBufferView[], readBack = true): Promise<Float32Array> {
+  async replay(
+    inputs: readonly ArrayBufferView[],
+    readBack = true,
+    precomputed?: readonly (readonly ArrayBufferView[] | undefined)[],
+  ): Promise<Float32Array> {
     if (this.disposed) throw new Error('replay of a disposed step');
     if (inputs.length !== this.parts.inputCount)
       throw new Error(`${inputs.length} inputs for ${this.parts.inputCount}`);
     const backend = this.backend;
     flush(backend);
-    const derivedValues = this.parts.derived.map((group) => {
-      const source = inputs[group.input] as ArrayBufferView & ArrayLike<number>;
-      return group.derive(source);
-    });
+    const derivedValues = this.parts.derived.map(
+      (group, index) =>
+        precomputed?.[index] ??
+        deriveUpload(group.derivation, inputs[group.input] as ArrayBufferView & ArrayLike<number>),
+    );
     const { queue } = backend;
     const turn = this.turn;
     if (readBack && this.reading[turn]) throw new Error('a third replay while two are still reading back');

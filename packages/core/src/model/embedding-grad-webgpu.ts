@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { FLAT_INDEX_WGSL, flatWorkgroups, GpuKernelContext } from '../backend/gpu-dispatch.js';
+import { registerUploadDerivation } from '../backend/upload-derivations.js';
 import { noteDerivedUpload } from '../backend/webgpu-step-replay.js';
 import { InterleaveError } from '../errors.js';
 
@@ -46,6 +47,20 @@ export interface TokenRuns {
 export function pieceCapacity(n: number, vocab: number): number {
   return Math.max(1, Math.ceil(n / PIECE) + Math.min(vocab, n));
 }
+
+/** The upload derivation a replayed step recomputes `tokenRuns` of its token ids with. */
+export const TOKEN_RUNS_DERIVATION = 'embedding-token-runs';
+
+registerUploadDerivation(TOKEN_RUNS_DERIVATION, (ids, { vocab }) => {
+  const size = vocab as number;
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i] as number;
+    if (id < 0 || id >= size)
+      throw new InterleaveError(`token id ${id} at position ${i} is outside the vocabulary of ${size}`);
+  }
+  const runs = tokenRuns(ids, size);
+  return [runs.order, runs.pieces, runs.rowPieces];
+});
 
 /** Sorts positions by token and cuts each token's run into pieces (CPU, O(N + V)). */
 export function tokenRuns(ids: ArrayLike<number>, vocab: number): TokenRuns {
@@ -195,14 +210,9 @@ export function embeddingGradOnGpu(dy: tf.Tensor, ids: tf.Tensor, runs: TokenRun
         vocab,
       } as unknown as tf.NamedAttrMap,
     ) as tf.Tensor2D;
-    noteDerivedUpload(ids, [inputs.order, inputs.pieces, inputs.rowPieces], (values) => {
-      for (let i = 0; i < values.length; i++) {
-        const id = values[i] as number;
-        if (id < 0 || id >= vocab)
-          throw new InterleaveError(`token id ${id} at position ${i} is outside the vocabulary of ${vocab}`);
-      }
-      const next = tokenRuns(values, vocab);
-      return [next.order, next.pieces, next.rowPieces];
+    noteDerivedUpload(ids, [inputs.order, inputs.pieces, inputs.rowPieces], {
+      name: TOKEN_RUNS_DERIVATION,
+      params: { vocab },
     });
     return dTable;
   });

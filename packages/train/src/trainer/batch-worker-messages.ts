@@ -1,4 +1,4 @@
-import type { SourceLocation } from '@interleave/core';
+import type { SourceLocation, UploadDerivation } from '@interleave/core';
 import type { TrainConfig } from '../config/train-schema.js';
 import type { SupervisedRows } from './supervised-rows.js';
 
@@ -19,7 +19,22 @@ export interface BatchRecipe {
   readonly headRows: TrainConfig['head_rows'];
 }
 
-export type ToBatchWorker = { readonly kind: 'draw'; readonly index: number };
+/** A replayed step's derived uploads, which the worker computes with each batch from then on. */
+export interface DerivedUploads {
+  /** `derivationsKey(uploads)`: what the main thread checks a batch's values against. */
+  readonly key: string;
+  readonly uploads: readonly { readonly input: number; readonly derivation: UploadDerivation }[];
+}
+
+/** A batch's derived uploads, in the order of the `DerivedUploads` whose key they carry. */
+export interface PrecomputedUploads {
+  readonly key: string;
+  readonly values: ArrayBufferView[][];
+}
+
+export type ToBatchWorker =
+  | { readonly kind: 'draw'; readonly index: number }
+  | ({ readonly kind: 'derive' } & DerivedUploads);
 
 export type FromBatchWorker =
   | { readonly kind: 'ready' }
@@ -33,5 +48,6 @@ export type FromBatchWorker =
       readonly targets: Int32Array;
       readonly mask: Float32Array;
       readonly rows: SupervisedRows | undefined;
+      readonly derived: PrecomputedUploads | undefined;
     }
   | { readonly kind: 'failed'; readonly index: number; readonly reason: string };

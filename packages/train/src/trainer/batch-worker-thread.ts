@@ -4,9 +4,15 @@
  * plugins) and draws the training batches it is asked for, in order.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { configDataSource, REGISTRIES, registryOf, resolveByName, type Task } from '@interleave/core';
+import { configDataSource, deriveUpload, REGISTRIES, registryOf, resolveByName, type Task } from '@interleave/core';
 import { createRunContainer } from '../run/prepare-run.js';
-import type { BatchRecipe, FromBatchWorker, ToBatchWorker } from './batch-worker-messages.js';
+import type {
+  BatchRecipe,
+  DerivedUploads,
+  FromBatchWorker,
+  PrecomputedUploads,
+  ToBatchWorker,
+} from './batch-worker-messages.js';
 import { stepData } from './step-data.js';
 
 const port = parentPort;
@@ -31,6 +37,25 @@ function reason(error: unknown): string {
 }
 
 let task: Task | undefined;
+/** Set by the main thread once a step is recorded: computed with every batch after. */
+let derivedUploads: DerivedUploads | undefined;
+
+/** The derived uploads of `arrays`, copied; undefined where a derivation throws (the main thread meets it). */
+function deriveFor(arrays: readonly ArrayBufferView[]): PrecomputedUploads | undefined {
+  if (derivedUploads === undefined) return undefined;
+  try {
+    const values = derivedUploads.uploads.map(({ input, derivation }) =>
+      deriveUpload(derivation, arrays[input] as ArrayBufferView & ArrayLike<number>).map((array) => copyOf(array)),
+    );
+    return { key: derivedUploads.key, values };
+  } catch {
+    return undefined;
+  }
+}
+
+function copyOf(array: ArrayBufferView): ArrayBufferView {
+  return new Uint8Array(array.buffer, array.byteOffset, array.byteLength).slice();
+}
 try {
   task = await buildTask();
   post({ kind: 'ready' });
@@ -39,6 +64,10 @@ try {
 }
 
 port.on('message', (message: ToBatchWorker) => {
+  if (message.kind === 'derive') {
+    derivedUploads = message;
+    return;
+  }
   if (task === undefined) return;
   try {
     const data = stepData(task.trainBatch(message.index, recipe.batchSize), recipe.headRows);
@@ -50,9 +79,16 @@ port.on('message', (message: ToBatchWorker) => {
       mask: batch.mask.slice(),
       rows: rows && { rows: rows.rows.slice(), targets: rows.targets.slice(), mask: rows.mask.slice() },
     };
-    const buffers = [arrays.inputs, arrays.targets, arrays.mask, ...(arrays.rows ? Object.values(arrays.rows) : [])];
+    const derived = deriveFor(data.arrays);
+    const buffers = [
+      arrays.inputs,
+      arrays.targets,
+      arrays.mask,
+      ...(arrays.rows ? Object.values(arrays.rows) : []),
+      ...(derived?.values.flat() ?? []),
+    ];
     post(
-      { kind: 'drawn', index: message.index, batchSize: batch.batchSize, seqLen: batch.seqLen, ...arrays },
+      { kind: 'drawn', index: message.index, batchSize: batch.batchSize, seqLen: batch.seqLen, ...arrays, derived },
       buffers.map((array) => array.buffer as ArrayBuffer),
     );
   } catch (error) {

@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
+import { derivationsKey } from '@interleave/core';
 import type { LoadedExperiment } from '../config/experiment-config.js';
-import type { BatchRecipe, FromBatchWorker } from './batch-worker-messages.js';
+import type { BatchRecipe, DerivedUploads, FromBatchWorker } from './batch-worker-messages.js';
 import { type StepData, stepDataOf } from './step-data.js';
 
 export type { BatchRecipe } from './batch-worker-messages.js';
@@ -42,6 +43,9 @@ export class BatchWorker {
   private readonly requested = new Map<number, Promise<StepData | undefined>>();
   private readonly settle = new Map<number, (data: StepData | undefined) => void>();
   private unavailable: string | undefined;
+  /** The derivations last sent to the worker (`deriveUploads`). */
+  private derivationKey: string | undefined;
+  private derivedWith = 0;
   private drawn = 0;
 
   constructor(
@@ -58,7 +62,8 @@ export class BatchWorker {
   /** How batches are drawn, for the run's summary. */
   get status(): string {
     if (this.unavailable !== undefined) return `on the main thread (${this.unavailable})`;
-    return `on a worker thread, up to ${this.ahead} ahead (${this.drawn} drawn there)`;
+    const derived = this.derivedWith > 0 ? `, ${this.derivedWith} with the step's derived uploads` : '';
+    return `on a worker thread, up to ${this.ahead} ahead (${this.drawn} drawn there${derived})`;
   }
 
   /** Asks for batch `index` and the `ahead` after it, those not asked for yet. */
@@ -93,6 +98,17 @@ export class BatchWorker {
     return data;
   }
 
+  /**
+   * Has the worker compute a replayed step's derived uploads (the embedding gradient's sort of
+   * the token ids) with every batch it draws from now on; batches drawn before come without them.
+   */
+  deriveUploads(uploads: DerivedUploads['uploads']): void {
+    const key = derivationsKey(uploads);
+    if (key === this.derivationKey || this.unavailable !== undefined) return;
+    this.derivationKey = key;
+    this.worker.postMessage({ kind: 'derive', key, uploads });
+  }
+
   /** Stops the thread; batches still owed are answered undefined. */
   async dispose(): Promise<void> {
     this.fail('disposed');
@@ -119,8 +135,9 @@ export class BatchWorker {
       return;
     }
     this.drawn += 1;
-    const { batchSize, seqLen, inputs, targets, mask, rows } = message;
-    resolve?.(stepDataOf({ batchSize, seqLen, inputs, targets, mask }, rows));
+    const { batchSize, seqLen, inputs, targets, mask, rows, derived } = message;
+    if (derived !== undefined) this.derivedWith += 1;
+    resolve?.(stepDataOf({ batchSize, seqLen, inputs, targets, mask }, rows, derived));
   }
 
   /** Answers every owed batch undefined; later `take`s answer undefined at once. */

@@ -15,6 +15,11 @@ export interface StepData {
   readonly arrays: ArrayBufferView[];
   /** Batches with the same key make tensors of the same shapes. */
   readonly shapeKey: string;
+  /**
+   * A replayed step's derived uploads for these arrays, computed with the batch (a batch worker),
+   * and the `derivationsKey` of the derivations they were computed by.
+   */
+  readonly derived?: { readonly key: string; readonly values: readonly ArrayBufferView[][] };
 }
 
 /** The step inputs of `batch` under `train.head_rows`. */
@@ -23,15 +28,20 @@ export function stepData(batch: TokenBatch, headRows: TrainConfig['head_rows']):
 }
 
 /** StepData for a batch whose supervised rows (if the head runs on them alone) are already known. */
-export function stepDataOf(batch: TokenBatch, rows: SupervisedRows | undefined): StepData {
+export function stepDataOf(
+  batch: TokenBatch,
+  rows: SupervisedRows | undefined,
+  derived?: StepData['derived'],
+): StepData {
   const shapeKey = `${batch.batchSize}x${batch.seqLen}`;
   return rows === undefined
-    ? { batch, rows, arrays: [batch.inputs, batch.targets, batch.mask], shapeKey }
+    ? { batch, rows, arrays: [batch.inputs, batch.targets, batch.mask], shapeKey, derived }
     : {
         batch,
         rows,
         arrays: [batch.inputs, rows.rows, rows.targets, rows.mask],
         shapeKey: `${shapeKey}, ${rows.rows.length} supervised rows`,
+        derived,
       };
 }
 

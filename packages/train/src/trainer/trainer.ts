@@ -1,4 +1,5 @@
 import {
+  derivationsKey,
   type LanguageModel,
   type RecordedStep,
   recordWebgpuStep,
@@ -64,6 +65,8 @@ export class Trainer {
   private readonly headChunkBytes: number | undefined;
   /** Draws the training batches on another thread (`train.batch_worker`); the trainer disposes it. */
   private readonly batchWorker: BatchWorker | undefined;
+  /** `derivationsKey` of each recorded step's derived uploads, computed once. */
+  private readonly derivationKeys = new WeakMap<RecordedStep, string>();
 
   constructor(
     readonly model: LanguageModel,
@@ -104,7 +107,8 @@ export class Trainer {
   /** Starts drawing batch `index`, which the next step needs: on the worker, else here and now. */
   private drawAhead(index: number): void {
     if (this.batchWorker !== undefined) {
-      this.batchWorker.request(index);
+      // Past the run's last batch nothing will take it (a caller stepping beyond asks itself).
+      if (index < this.train.steps) this.batchWorker.request(index);
       return;
     }
     try {
@@ -278,10 +282,29 @@ export class Trainer {
   /** The recorded step replayed on `data` (no tfjs ops): submitted now, its values read later. */
   private submitReplay(plan: RecordedStep, data: StepData, learningRate: number): Promise<Float32Array> {
     const stepScalars = this.optimizer.countReplayedUpdate(learningRate);
-    const reading = plan.replay([...data.arrays, stepScalars].slice(0, plan.inputCount));
+    const reading = plan.replay(
+      [...data.arrays, stepScalars].slice(0, plan.inputCount),
+      true,
+      this.precomputedUploads(plan, data),
+    );
     // Marked as handled: a step submitted ahead that fails is reported when its values are read.
     reading.catch(() => {});
     return reading;
+  }
+
+  /**
+   * The derived uploads that came with `data` from the batch worker, if they were computed for
+   * `plan`'s derivations; and the worker told to compute them for the batches it draws next.
+   */
+  private precomputedUploads(plan: RecordedStep, data: StepData): readonly ArrayBufferView[][] | undefined {
+    if (this.batchWorker === undefined || plan.derivedUploads.length === 0) return undefined;
+    let key = this.derivationKeys.get(plan);
+    if (key === undefined) {
+      key = derivationsKey(plan.derivedUploads);
+      this.derivationKeys.set(plan, key);
+      this.batchWorker.deriveUploads(plan.derivedUploads);
+    }
+    return data.derived?.key === key ? data.derived.values : undefined;
   }
 
   /**
