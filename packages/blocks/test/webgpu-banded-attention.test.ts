@@ -220,13 +220,20 @@ describe('INTERLEAVE_ATTENTION', () => {
     expectIdentical(await coreValueAndGradients(shape, 'auto'), await coreValueAndGradients(shape, 'banded'));
   });
 
-  it('auto: full attention over at most 256 positions runs the dense tf-op form, longer or windowed the fused kernels', async () => {
+  it('auto: full attention over at most 256 positions runs the dense tf-op form, longer, windowed or too large the fused kernels', async () => {
     delete process.env.INTERLEAVE_ATTENTION;
     // A window of at least L is full attention (a config's window: null reaches the kernels as L).
     const full: Shape = { length: 24, window: 24, heads: 1, kvHeads: 1, batch: 1, headDim: 8 };
     expectIdentical(await coreValueAndGradients(full, 'auto'), await coreValueAndGradients(full, 'dense'));
     const wider: Shape = { ...full, window: 1000 };
     expectIdentical(await coreValueAndGradients(wider, 'auto'), await coreValueAndGradients(wider, 'dense'));
+    // Scores over half a storage binding (cap lowered here: 24·24·4 = 2,304 bytes) stay on the fused kernels.
+    limitStorageBindingBytes(4096);
+    try {
+      expectIdentical(await coreValueAndGradients(full, 'auto'), await coreValueAndGradients(full, 'fused'));
+    } finally {
+      limitStorageBindingBytes(undefined);
+    }
     const longFull: Shape = { ...full, length: DENSE_ATTENTION_MAX_LENGTH + 1, window: DENSE_ATTENTION_MAX_LENGTH + 1 };
     expectIdentical(await coreValueAndGradients(longFull, 'auto'), await coreValueAndGradients(longFull, 'fused'));
   });

@@ -56,8 +56,11 @@ export function causalAttention(
   window: number | null,
   path: AttentionPath = 'auto',
 ): tf.Tensor3D {
-  const length = heads.queries.shape[2];
-  if (path === 'fused' || (path === 'auto' && defaultAttentionImplementation(length, window) === 'fused')) {
+  const [batch, headCount, length] = heads.queries.shape;
+  if (
+    path === 'fused' ||
+    (path === 'auto' && defaultAttentionImplementation(length, window, batch * headCount) === 'fused')
+  ) {
     return fusedCausalAttention(heads, window);
   }
   const banded =

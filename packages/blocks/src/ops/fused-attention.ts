@@ -1,4 +1,4 @@
-import { InterleaveError, sequencesPerCall } from '@interleave/core';
+import { InterleaveError, sequencesPerCall, storageBindingLimitBytes } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import { currentBackendHas } from '../scan/kernels/register-once.js';
 import { inBatchChunks } from '../scan/selective-scan.js';
@@ -28,11 +28,17 @@ export type AttentionImplementation = 'fused' | 'ops';
 export const DENSE_ATTENTION_MAX_LENGTH = 256;
 
 /**
- * What `auto` runs for causal attention over `length` positions with `window` (null: full): the
- * fused kernels where the current backend has them, except short full attention (above), else the
- * tf-op forms; `INTERLEAVE_ATTENTION=fused|ops` forces one (A/B timing, tests).
+ * What `auto` runs for causal attention of `scoreMatrices` (batch × heads) over `length` positions
+ * with `window` (null: full): the fused kernels where the current backend has them, except short
+ * full attention (above) whose [B·H, L, L] scores fit in half a storage binding (the dense form
+ * keeps them in single tensors; larger batches stay on the fused kernels, which split the batch);
+ * else the tf-op forms. `INTERLEAVE_ATTENTION=fused|ops` forces one (A/B timing, tests).
  */
-export function defaultAttentionImplementation(length: number, window: number | null): AttentionImplementation {
+export function defaultAttentionImplementation(
+  length: number,
+  window: number | null,
+  scoreMatrices: number,
+): AttentionImplementation {
   const forced = process.env.INTERLEAVE_ATTENTION;
   if (forced === 'fused' || forced === 'ops') return forced;
   if (forced !== undefined && forced !== '') {
@@ -40,7 +46,8 @@ export function defaultAttentionImplementation(length: number, window: number | 
   }
   if (!currentBackendHas(BANDED_ATTENTION_KERNEL)) return 'ops';
   const full = window === null || window >= length;
-  return full && length <= DENSE_ATTENTION_MAX_LENGTH ? 'ops' : 'fused';
+  const scoreBytes = scoreMatrices * length * length * 4;
+  return full && length <= DENSE_ATTENTION_MAX_LENGTH && scoreBytes <= storageBindingLimitBytes() / 2 ? 'ops' : 'fused';
 }
 
 /**

@@ -209,14 +209,20 @@ export function limitStorageBindingBytes(bytes: number | undefined): void {
   bindingLimitOverride = bytes;
 }
 
+/** The largest storage binding a kernel may use on webgpu (the device's, or the lowered cap); unbounded elsewhere. */
+export function storageBindingLimitBytes(): number {
+  if (tf.getBackend() !== 'webgpu') return Number.POSITIVE_INFINITY;
+  const device = (tf.backend() as unknown as WebgpuBackendInternals).device;
+  return Math.min(bindingLimitOverride ?? Number.POSITIVE_INFINITY, device.limits.maxStorageBufferBindingSize);
+}
+
 /**
  * How many sequences one fused call may take so that no storage binding exceeds the device's
  * cap, given the floats of its largest binding at batch 1; the whole batch off webgpu.
  */
 export function sequencesPerCall(batch: number, largestBindingFloatsPerSequence: number, what: string): number {
   if (tf.getBackend() !== 'webgpu') return batch;
-  const device = (tf.backend() as unknown as WebgpuBackendInternals).device;
-  const limit = Math.min(bindingLimitOverride ?? Number.POSITIVE_INFINITY, device.limits.maxStorageBufferBindingSize);
+  const limit = storageBindingLimitBytes();
   const perSequenceBytes = largestBindingFloatsPerSequence * 4;
   if (perSequenceBytes > limit) {
     throw new InterleaveError(
