@@ -3,7 +3,7 @@ import { capabilitiesOf, LanguageModel, SeededRandom } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { experimentConfigFromText, loadExperimentConfig } from '../src/config/experiment-config.js';
-import { batchWorkerFor, wantsBatchWorker } from '../src/run/assemble-run.js';
+import { batchThreadsFor, batchWorkerFor, wantsBatchWorker } from '../src/run/assemble-run.js';
 import { prepareLoadedRun } from '../src/run/prepare-run.js';
 import { BatchWorker, batchRecipeOf } from '../src/trainer/batch-worker.js';
 import { stepData } from '../src/trainer/step-data.js';
@@ -55,6 +55,26 @@ describe('batch worker', () => {
     expect(worker.status).toMatch(/^on a worker thread, up to 3 ahead \(\d+ drawn there\)$/);
   });
 
+  it('several threads draw the same batches as one, each index from one thread', async () => {
+    const prepared = await prepareLoadedRun(loaded);
+    const task = prepared.task.definition.create(prepared.task.config, { vocabSize: 64, seed: 11 });
+    const threaded = new BatchWorker(batchRecipeOf(loaded), { threads: 3 });
+    try {
+      // In order and out of order, past the ones asked ahead, and one asked twice at once.
+      const [first, again] = await Promise.all([threaded.take(5), threaded.take(5)]);
+      expect(contents(first)).toEqual(contents(stepData(task.trainBatch(5, 8), 'supervised')));
+      expect(again).toBeDefined();
+      for (const index of [6, 7, 8, 9, 10, 11]) {
+        expect(contents(await threaded.take(index)), `batch ${index}`).toEqual(
+          contents(stepData(task.trainBatch(index, 8), 'supervised')),
+        );
+      }
+      expect(threaded.status).toMatch(/^on 3 worker threads, up to 6 ahead \(\d+ drawn there\)$/);
+    } finally {
+      await threaded.dispose();
+    }
+  });
+
   it('head_rows: all sends targets and mask for every position', async () => {
     const all = experimentConfigFromText(
       MQAR_CONFIG.replace('batch_worker: on', 'batch_worker: on\n  head_rows: all'),
@@ -90,9 +110,9 @@ describe('batch worker', () => {
       model.dispose();
       return { losses, status };
     };
-    const onWorker = await run(new BatchWorker(batchRecipeOf(loaded)));
+    const onWorker = await run(new BatchWorker(batchRecipeOf(loaded), { threads: 2 }));
     const onMain = await run(undefined);
-    expect(onWorker.status).toMatch(/on a worker thread/);
+    expect(onWorker.status).toMatch(/on 2 worker threads/);
     expect(onWorker.losses).toEqual(onMain.losses);
   });
 
@@ -166,6 +186,18 @@ describe('train.batch_worker', () => {
     expect(wantsBatchWorker(train('off', 5000), 'webgpu')).toBe(false);
     const off = experimentConfigFromText(MQAR_CONFIG.replace('batch_worker: on', 'batch_worker: off'), 'off.yaml');
     expect(batchWorkerFor(off, 'webgpu')).toBeUndefined();
+  });
+
+  it('batch_threads: auto is the cores less two, from 1 to 3; a number as given; anything else one config error', () => {
+    const train = (batch_threads: 'auto' | number) => ({ ...tinyTrainConfig, batch_threads });
+    expect([1, 2, 3, 4, 5, 16].map((cores) => batchThreadsFor(train('auto'), cores))).toEqual([1, 1, 1, 2, 3, 3]);
+    expect(batchThreadsFor(train(6), 2)).toBe(6);
+    expect(() =>
+      experimentConfigFromText(
+        MQAR_CONFIG.replace('batch_worker: on', 'batch_worker: on\n  batch_threads: 0'),
+        'zero.yaml',
+      ),
+    ).toThrow(/zero\.yaml:14:\d+.*train\.batch_threads/);
   });
 
   it('a value other than auto, on or off is one config error naming the key and its line', () => {

@@ -25,6 +25,7 @@ export const tinyTrainConfig: TrainConfig = {
   step_replay: 'auto',
   head_rows: 'supervised',
   batch_worker: 'auto',
+  batch_threads: 'auto',
 };
 
 /** A two-layer Mamba + SWA model with MLPs on a small MQAR task: every code path of a step. */

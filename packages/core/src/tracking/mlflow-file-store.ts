@@ -92,6 +92,12 @@ export class FileStoreRun implements Tracker {
   private metaWrites: Promise<void> = Promise.resolve();
   /** Metric folders known to exist (made by this object), so a metric's line is one append. */
   private readonly metricFolders = new Set<string>();
+  /** Metric lines per key waiting for the next write (`queueMetricWrite`). */
+  private metricLines = new Map<string, string[]>();
+  /** The latest metric write, settled or not; the next one starts after it. */
+  private metricWrite: Promise<void> = Promise.resolve();
+  /** A write that has not started yet: lines logged now join it. */
+  private queuedMetricWrite: Promise<void> | undefined;
 
   private constructor(
     readonly runId: string,
@@ -199,12 +205,39 @@ export class FileStoreRun implements Tracker {
       if (typeof value !== 'number')
         throw new InterleaveError(`MLflow metric '${key}' must be a number, got ${typeof value}`);
     }
-    // A training step logs several metrics: written side by side (each key is its own file) and
-    // their folders made once per run, since a step's two awaited file operations per key took
-    // 1.6–2.4 ms of the host's time a step on a 2-core machine (a Zoology attention step on an
-    // H200 is ~5 ms). Lines of one key still land in step order: this returns after all are written.
+    for (const [key, value] of entries) {
+      const lines = this.metricLines.get(key);
+      const line = formatMetricLine({ timestamp: timestampMs, value, step });
+      if (lines === undefined) this.metricLines.set(key, [line]);
+      else lines.push(line);
+    }
+    return this.queueMetricWrite();
+  }
+
+  /**
+   * Resolves when every metric line queued so far is on disk. Lines wait while a write is under
+   * way and then go together, one append per key: a training step on a GPU takes a few
+   * milliseconds, and a file append per key per step (open, write, close on libuv's thread pool)
+   * took 0.4 ms of the main thread a step and left it idle while it waited (docs/design.md
+   * "Metrics written beside training"). Lines of one key still land in step order.
+   */
+  private queueMetricWrite(): Promise<void> {
+    if (this.queuedMetricWrite !== undefined) return this.queuedMetricWrite;
+    const queued = this.metricWrite.then(() => {
+      this.queuedMetricWrite = undefined;
+      const batch = this.metricLines;
+      this.metricLines = new Map();
+      return this.writeMetricLines(batch);
+    });
+    this.queuedMetricWrite = queued;
+    // The next batch waits for this one whether it succeeds or not; its callers see its failure.
+    this.metricWrite = queued.catch(() => undefined);
+    return queued;
+  }
+
+  private async writeMetricLines(batch: Map<string, string[]>): Promise<void> {
     await Promise.all(
-      entries.map(([key, value]) =>
+      [...batch].map(([key, lines]) =>
         this.keyedWrite('metric', key, async () => {
           const path = join(this.directory, 'metrics', key);
           const folder = dirname(path);
@@ -212,7 +245,7 @@ export class FileStoreRun implements Tracker {
             await mkdir(folder, { recursive: true });
             this.metricFolders.add(folder);
           }
-          await appendFile(path, formatMetricLine({ timestamp: timestampMs, value, step }));
+          await appendFile(path, lines.join(''));
         }),
       ),
     );
@@ -260,6 +293,8 @@ export class FileStoreRun implements Tracker {
       throw new InterleaveError(`a run can end as FINISHED, FAILED or KILLED, not ${String(status)}`);
     }
     this.ended = true;
+    // Metric lines before the status: a reader that sees the run ended sees all of its metrics.
+    await this.metricWrite;
     this.meta.status = status;
     // A clock stepping back must not give MLflow a run that ends before it starts.
     this.meta.endTime = Math.max(Date.now(), this.meta.startTime);

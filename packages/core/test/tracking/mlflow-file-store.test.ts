@@ -305,6 +305,39 @@ describe('MLflow file store writer', () => {
     await expect(run.logMetrics({ fresh: 1, 'fresh/inner': 2 }, 41)).rejects.toThrow(/clashes with another key/);
   });
 
+  it('writes metrics logged without waiting in step order, and has them all on disk when the run ends', async () => {
+    const run = await openFileStoreRun({ uri: root, experiment: 'unawaited', runName: 'fast' });
+    const writes: Promise<void>[] = [];
+    for (let step = 1; step <= 200; step++)
+      writes.push(run.logMetrics({ 'train/loss': 1 / step, lr: step }, step, 9000 + step));
+    // Each call resolves once its own lines are written, whichever batch they went in.
+    await writes[0];
+    const first = await readMetricHistory(root, run.runId, 'train/loss');
+    expect(first.length).toBeGreaterThanOrEqual(1);
+    expect(first[0]).toMatchObject({ step: 1, value: 1 });
+    await run.end('FINISHED');
+    for (const key of ['train/loss', 'lr']) {
+      const history = await readMetricHistory(root, run.runId, key);
+      expect(
+        history.map((point) => point.step),
+        key,
+      ).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
+    }
+    expect((await readMetricHistory(root, run.runId, 'lr')).map((point) => point.timestamp)).toEqual(
+      Array.from({ length: 200 }, (_, i) => 9001 + i),
+    );
+    await Promise.all(writes);
+  });
+
+  it('fails the calls whose lines a failed write held, and writes later lines', async () => {
+    const run = await openFileStoreRun({ uri: root, experiment: 'clash', runName: 'later' });
+    await run.logMetrics({ taken: 1 }, 1);
+    const clashing = run.logMetrics({ 'taken/inner': 2 }, 2);
+    await expect(clashing).rejects.toThrow(/clashes with another key/);
+    await run.logMetrics({ taken: 3 }, 3);
+    expect((await readMetricHistory(root, run.runId, 'taken')).map((point) => point.value)).toEqual([1, 3]);
+  });
+
   it('quotes names that YAML 1.1 (PyYAML, which MLflow uses) would not read as strings', async () => {
     const run = await openFileStoreRun({ uri: root, experiment: 'yes', runName: 'on' });
     expect(await readText(root, run.experimentId, 'meta.yaml')).toContain("name: 'yes'\n");

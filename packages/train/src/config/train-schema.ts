@@ -57,7 +57,20 @@ export const trainSchema = z.strictObject({
    * the same either way.
    */
   batch_worker: z.enum(['auto', 'on', 'off']).default('auto'),
+  /**
+   * How many worker threads draw batches when `batch_worker` is on; batch i goes to thread
+   * i mod n, so the batches are the same for any n. `auto`: the machine's cores less two (one
+   * for the main thread, one for the GPU driver's), at least 1 and at most MAX_AUTO_BATCH_THREADS.
+   */
+  batch_threads: z.union([z.literal('auto'), z.number().int().min(1).max(16)]).default('auto'),
 });
+
+/**
+ * `train.batch_threads: auto` uses at most this many: on the H200's host one thread drew
+ * Zoology's MQAR batches (512 × 64, with the embedding gradient's token sort) in ~5 ms each,
+ * against a GPU step of ~3 ms, so two would just keep up and three leave room for a busy host.
+ */
+export const MAX_AUTO_BATCH_THREADS = 3;
 
 /** `train.batch_worker: auto` starts a worker on webgpu for runs of at least this many steps. */
 export const BATCH_WORKER_AUTO_STEPS = 500;

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import {
   type BackendChoice,
   backendFromEnvironment,
@@ -10,7 +11,7 @@ import {
   type Task,
 } from '@interleave/core';
 import type { LoadedExperiment } from '../config/experiment-config.js';
-import { BATCH_WORKER_AUTO_STEPS, type TrainConfig } from '../config/train-schema.js';
+import { BATCH_WORKER_AUTO_STEPS, MAX_AUTO_BATCH_THREADS, type TrainConfig } from '../config/train-schema.js';
 import { BatchWorker, batchRecipeOf } from '../trainer/batch-worker.js';
 import type { ProgressStream } from '../trainer/progress.js';
 import { Trainer } from '../trainer/trainer.js';
@@ -74,7 +75,16 @@ export function assembleRun(prepared: PreparedRun, backend: BackendChoice): Asse
 
 /** A batch worker for `loaded`'s run on `backend` if its `train.batch_worker` asks for one. */
 export function batchWorkerFor(loaded: LoadedExperiment, backend: string): BatchWorker | undefined {
-  return wantsBatchWorker(loaded.config.train, backend) ? new BatchWorker(batchRecipeOf(loaded)) : undefined;
+  const { train } = loaded.config;
+  return wantsBatchWorker(train, backend)
+    ? new BatchWorker(batchRecipeOf(loaded), { threads: batchThreadsFor(train) })
+    : undefined;
+}
+
+/** The threads `train.batch_threads` asks for on this machine (train-schema.ts says how `auto` counts). */
+export function batchThreadsFor(train: TrainConfig, cores = availableParallelism()): number {
+  if (train.batch_threads !== 'auto') return train.batch_threads;
+  return Math.max(1, Math.min(MAX_AUTO_BATCH_THREADS, cores - 2));
 }
 
 /** Whether `train.batch_worker` asks for a batch worker on `backend` (train-schema.ts says why). */

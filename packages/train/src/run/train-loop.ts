@@ -4,6 +4,7 @@ import { CHECKPOINT_FOLDER, writeCheckpoint } from '../checkpoint/checkpoint.js'
 import { logFolderArtifacts } from '../checkpoint/run-artifacts.js';
 import { ProgressReporter, type ProgressStream } from '../trainer/progress.js';
 import type { EvalMetrics, StepMetrics, Trainer } from '../trainer/trainer.js';
+import { MetricWrites } from './metric-writes.js';
 
 /** What every checkpoint of a run records besides the step: enough to resume and to reload. */
 export interface RunIdentity {
@@ -42,12 +43,15 @@ export async function trainLoop(
   const progress = new ProgressReporter(out, steps, logEvery, trainer.stepsDone);
   const losses: number[] = [];
   const pending: Record<string, number>[] = [];
+  const stepWrites = new MetricWrites();
   const flush = async (step: number) => {
+    await stepWrites.settle();
     for (const metrics of pending.splice(0)) await tracker.logMetrics(metrics, step);
   };
   // Checkpoints are artifacts of the run, stored wherever its tracking store keeps artifacts.
-  const checkpoint = async () =>
-    logFolderArtifacts(tracker, CHECKPOINT_FOLDER, (folder) =>
+  const checkpoint = async () => {
+    await stepWrites.settle();
+    await logFolderArtifacts(tracker, CHECKPOINT_FOLDER, (folder) =>
       writeCheckpoint(
         folder,
         trainer,
@@ -61,22 +65,25 @@ export async function trainLoop(
         identity.metadata,
       ),
     );
+  };
   const logStep = async (metrics: StepMetrics) => {
     losses.push(metrics.loss);
     progress.update(metrics);
-    await tracker.logMetrics(
-      {
-        'train/loss': metrics.loss,
-        'train/accuracy': metrics.accuracy,
-        'train/grad_norm': metrics.gradNorm,
-        'train/lr': metrics.learningRate,
-        'train/tokens_per_second': progress.tokensPerSecond,
-        // Cumulative since step 0 (a resumed run continues the count); the optimizer's
-        // ~10 FLOPs per parameter per step are negligible and not counted.
-        'compute/tokens': metrics.step * metrics.tokens,
-        'compute/flops': metrics.step * metrics.tokens * identity.flopsPerToken,
-      },
-      metrics.step,
+    await stepWrites.add(
+      tracker.logMetrics(
+        {
+          'train/loss': metrics.loss,
+          'train/accuracy': metrics.accuracy,
+          'train/grad_norm': metrics.gradNorm,
+          'train/lr': metrics.learningRate,
+          'train/tokens_per_second': progress.tokensPerSecond,
+          // Cumulative since step 0 (a resumed run continues the count); the optimizer's
+          // ~10 FLOPs per parameter per step are negligible and not counted.
+          'compute/tokens': metrics.step * metrics.tokens,
+          'compute/flops': metrics.step * metrics.tokens * identity.flopsPerToken,
+        },
+        metrics.step,
+      ),
     );
   };
   /** Whether anything reads the weights after step `step` (1-based): then no step runs ahead of it. */
@@ -114,6 +121,7 @@ export async function trainLoop(
     finalEval = undefined;
   }
   progress.finish();
+  await stepWrites.settle();
   const status = trainer.stepsDone < steps ? ('KILLED' as const) : ('FINISHED' as const);
   if (finalEval === undefined) {
     finalEval = await evaluateFinite(trainer, trainer.stepsDone);

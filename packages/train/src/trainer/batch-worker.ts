@@ -6,8 +6,16 @@ import { type StepData, stepDataOf } from './step-data.js';
 
 export type { BatchRecipe } from './batch-worker-messages.js';
 
-/** Batches asked for beyond the one a step needs now. */
-const DEFAULT_AHEAD = 3;
+/** Batches asked for beyond the one a step needs now, per thread (at least 3 in all). */
+const AHEAD_PER_THREAD = 2;
+const MIN_AHEAD = 3;
+
+export interface BatchWorkerOptions {
+  /** Worker threads; batch i is drawn by thread i mod `threads` (default 1). */
+  threads?: number;
+  /** Batches asked for beyond the one a step needs (default: 2 per thread, at least 3). */
+  ahead?: number;
+}
 
 /** The recipe for `loaded`'s task: its config data, with where each plugin was named. */
 export function batchRecipeOf(loaded: LoadedExperiment): BatchRecipe {
@@ -26,19 +34,22 @@ export function batchRecipeOf(loaded: LoadedExperiment): BatchRecipe {
 }
 
 /**
- * Draws training batches on a worker thread, a few ahead of the step that needs them
- * (`train.batch_worker`). On the H200 the main thread is the bottleneck of small models: drawing
- * Zoology's MQAR batch (512 × 64) took 2.5 ms of a 5.4 ms step there, longer than the GPU's whole
- * step. Batches are pure functions of their index and the seed, so which thread draws one changes
- * nothing but when.
+ * Draws training batches on worker threads, a few ahead of the step that needs them
+ * (`train.batch_worker`, `train.batch_threads`). On the H200 the main thread is the bottleneck of
+ * small models: drawing Zoology's MQAR batch (512 × 64) took 2.5 ms of a 5.4 ms step there, longer
+ * than the GPU's whole step; and one worker, drawing and sorting the token ids, took ~5 ms a batch
+ * against a ~3 ms step, hence several. Batches are pure functions of their index and the seed, so
+ * which thread draws one changes nothing but when.
  *
- * The worker builds the task from config data through the same container as the main thread. If
- * it cannot (it failed to start, or a batch threw there), `take` answers undefined and the trainer
+ * Each thread builds the task from config data through the same container as the main thread. If
+ * one cannot (it failed to start, or a batch threw there), `take` answers undefined and the trainer
  * draws that batch itself: an error in the task is then raised on the main thread, at the step that
- * needed the batch, as without a worker.
+ * needed the batch, as without a worker. A thread that cannot build the task, stops or exits stops
+ * them all: every later batch is drawn on the main thread.
  */
 export class BatchWorker {
-  private readonly worker: Worker;
+  private readonly threads: Worker[];
+  private readonly ahead: number;
   /** Batches asked for and not yet taken, by index: their data, or undefined where the worker failed. */
   private readonly requested = new Map<number, Promise<StepData | undefined>>();
   private readonly settle = new Map<number, (data: StepData | undefined) => void>();
@@ -50,20 +61,28 @@ export class BatchWorker {
 
   constructor(
     private readonly recipe: BatchRecipe,
-    private readonly ahead = DEFAULT_AHEAD,
+    options: BatchWorkerOptions = {},
   ) {
-    this.worker = new Worker(new URL('./batch-worker.mjs', import.meta.url), { workerData: recipe });
-    this.worker.unref();
-    this.worker.on('message', (message: FromBatchWorker) => this.receive(message));
-    this.worker.on('error', (error) => this.fail(`the batch worker stopped: ${error.message}`));
-    this.worker.on('exit', () => this.fail('the batch worker exited'));
+    const count = options.threads ?? 1;
+    if (!Number.isInteger(count) || count < 1)
+      throw new RangeError(`a batch worker needs 1 or more threads, not ${count}`);
+    this.ahead = options.ahead ?? Math.max(MIN_AHEAD, AHEAD_PER_THREAD * count);
+    this.threads = Array.from({ length: count }, () => {
+      const thread = new Worker(new URL('./batch-worker.mjs', import.meta.url), { workerData: recipe });
+      thread.unref();
+      thread.on('message', (message: FromBatchWorker) => this.receive(message));
+      thread.on('error', (error) => this.fail(`a batch worker thread stopped: ${error.message}`));
+      thread.on('exit', () => this.fail('a batch worker thread exited'));
+      return thread;
+    });
   }
 
   /** How batches are drawn, for the run's summary. */
   get status(): string {
     if (this.unavailable !== undefined) return `on the main thread (${this.unavailable})`;
     const derived = this.derivedWith > 0 ? `, ${this.derivedWith} with the step's derived uploads` : '';
-    return `on a worker thread, up to ${this.ahead} ahead (${this.drawn} drawn there${derived})`;
+    const threads = this.threads.length === 1 ? 'a worker thread' : `${this.threads.length} worker threads`;
+    return `on ${threads}, up to ${this.ahead} ahead (${this.drawn} drawn there${derived})`;
   }
 
   /** Asks for batch `index` and the `ahead` after it, those not asked for yet. */
@@ -79,10 +98,10 @@ export class BatchWorker {
           this.settle.set(next, resolve);
         }),
       );
-      this.worker.postMessage({ kind: 'draw', index: next });
+      this.threadFor(next).postMessage({ kind: 'draw', index: next });
     }
     // Referenced while answers are owed, so that a trainer awaiting one keeps the process alive.
-    this.worker.ref();
+    for (const thread of this.threads) thread.ref();
   }
 
   /**
@@ -106,19 +125,27 @@ export class BatchWorker {
     const key = derivationsKey(uploads);
     if (key === this.derivationKey || this.unavailable !== undefined) return;
     this.derivationKey = key;
-    this.worker.postMessage({ kind: 'derive', key, uploads });
+    for (const thread of this.threads) thread.postMessage({ kind: 'derive', key, uploads });
   }
 
-  /** Stops the thread; batches still owed are answered undefined. */
+  /** Stops the threads; batches still owed are answered undefined. */
   async dispose(): Promise<void> {
     this.fail('disposed');
-    await this.worker.terminate();
+    await Promise.all(this.threads.map((thread) => thread.terminate()));
+  }
+
+  private threadFor(index: number): Worker {
+    return this.threads[index % this.threads.length] as Worker;
   }
 
   private forget(index: number): void {
     this.requested.delete(index);
     this.settle.delete(index);
-    if (this.settle.size === 0) this.worker.unref();
+    if (this.settle.size === 0) this.unrefThreads();
+  }
+
+  private unrefThreads(): void {
+    for (const thread of this.threads) thread.unref();
   }
 
   private receive(message: FromBatchWorker): void {
@@ -129,7 +156,7 @@ export class BatchWorker {
     }
     const resolve = this.settle.get(message.index);
     this.settle.delete(message.index);
-    if (this.settle.size === 0) this.worker.unref();
+    if (this.settle.size === 0) this.unrefThreads();
     if (message.kind === 'failed') {
       resolve?.(undefined);
       return;
@@ -145,6 +172,6 @@ export class BatchWorker {
     this.unavailable ??= reason;
     for (const resolve of this.settle.values()) resolve(undefined);
     this.settle.clear();
-    this.worker.unref();
+    this.unrefThreads();
   }
 }
