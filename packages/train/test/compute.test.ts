@@ -109,6 +109,8 @@ describe('a training run logs its compute', () => {
     expect(run?.params['model.state_bytes_per_sequence']).toBe(String(state.bytes));
     expect(run?.params['model.state_grows_with_length']).toBe('false');
     expect(run?.params['train.activation_checkpointing']).toBe('none');
+    expect(run?.params['train.batch_worker']).toBe('auto');
+    expect(run?.params['train.batch_threads']).toBe('auto');
 
     const tokens = await readMetricHistory(uri, result.runId, 'compute/tokens');
     const flops = await readMetricHistory(uri, result.runId, 'compute/flops');

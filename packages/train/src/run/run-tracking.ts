@@ -70,6 +70,9 @@ export async function recordRunSetup(
     'train.activation_checkpointing': run.trainer.train.activation_checkpointing,
     'train.step_replay': run.trainer.train.step_replay,
     'train.head_rows': run.trainer.train.head_rows,
+    // As configured ('auto' stays 'auto'): a resumed run on another machine logs the same value.
+    'train.batch_worker': run.trainer.train.batch_worker,
+    'train.batch_threads': run.trainer.train.batch_threads,
     'model.parameters': run.model.parameters.count(),
     'compute.flops_per_token': run.flops.total,
     'compute.forward_flops_per_token': run.flops.forward,
