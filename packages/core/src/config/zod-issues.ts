@@ -67,6 +67,9 @@ function compareNumbers(a: number[], b: number[]): number {
   return a.length - b.length;
 }
 
+/** An unknown key's message lists the section's keys up to this many (the `train:` section has 13). */
+const MAX_LISTED_KEYS = 16;
+
 const pairKey = ({ parent, key }: { parent: string; key: string }): string => `${parent}\u0000${key}`;
 const pathKey = (path: KeyPath): string => path.map(String).join('\u0000');
 
@@ -92,7 +95,8 @@ function collect(issues: readonly Issue[], schema: unknown, value: unknown, pref
           const suggestion = closestMatch(key, candidates);
           let problem = `unknown key '${displayText(key, 40)}'`;
           if (suggestion !== undefined) problem += `; did you mean '${suggestion}'?`;
-          else if (known.length > 0 && known.length <= 12) problem += ` (allowed keys: ${known.join(', ')})`;
+          else if (known.length > 0 && known.length <= MAX_LISTED_KEYS)
+            problem += ` (allowed keys: ${known.join(', ')})`;
           out.push({
             path: [...full, key],
             problem,
