@@ -301,6 +301,11 @@ export class FileStoreRun implements Tracker {
     await this.writeMeta();
   }
 
+  /** Waits for every metric line logged so far to be on disk; the run stays open. */
+  async flush(): Promise<void> {
+    await this.metricWrite;
+  }
+
   /**
    * Sets status, end time or name as given (what `runs/update` does), e.g. when a run is
    * copied or its end is replayed; unlike `end`, any status and an explicit end time.

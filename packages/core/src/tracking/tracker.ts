@@ -24,7 +24,8 @@ export interface Tracker {
   end(status: Exclude<RunStatus, 'RUNNING' | 'SCHEDULED'>): Promise<void>;
   /**
    * Sends what was logged and waits for it (a run on a tracking server logs in the background);
-   * for a run opened to annotate it, this is the end. The file store writes at once and has none.
+   * for a run opened to annotate it, this is the end. The file store waits for the metric lines
+   * still being written (`logMetrics` calls not awaited).
    */
   flush?(): Promise<void>;
 }

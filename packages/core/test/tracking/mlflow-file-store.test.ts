@@ -312,6 +312,9 @@ describe('MLflow file store writer', () => {
       writes.push(run.logMetrics({ 'train/loss': 1 / step, lr: step }, step, 9000 + step));
     // Each call resolves once its own lines are written, whichever batch they went in.
     await writes[0];
+    expect(run.flush).toBeTypeOf('function');
+    await run.flush?.();
+    expect((await readMetricHistory(root, run.runId, 'lr')).length).toBe(200);
     const first = await readMetricHistory(root, run.runId, 'train/loss');
     expect(first.length).toBeGreaterThanOrEqual(1);
     expect(first[0]).toMatchObject({ step: 1, value: 1 });

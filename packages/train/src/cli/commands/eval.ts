@@ -72,7 +72,7 @@ async function evaluate(
       step,
       log: (line) => process.stdout.write(`${line}\n`),
     });
-    // A run on a server gets what was logged now; the file store has written it already.
+    // A run on a server gets what was logged now; the file store finishes any line still being written.
     await tracker.flush?.();
     process.stdout.write(`${JSON.stringify(metrics)}\n`);
     if (run !== undefined) process.stdout.write(`logged ${Object.keys(metrics).length} metrics to run ${run.runId}\n`);
