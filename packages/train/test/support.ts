@@ -6,6 +6,7 @@ import {
   LanguageModel,
   type ResolvedLayer,
   SeededRandom,
+  type Tracker,
 } from '@interleave/core';
 import { mqarTask } from '@interleave/eval';
 import * as tf from '@tensorflow/tfjs';
@@ -64,4 +65,18 @@ export async function tinyHybridTrainer(
 export function disposeTrainer(trainer: Trainer): void {
   trainer.dispose();
   trainer.model.dispose();
+}
+
+/** A tracker that keeps nothing but hands every metric call to `logMetrics` (train-loop tests). */
+export function metricsOnlyTracker(logMetrics: Tracker['logMetrics']): Tracker {
+  return {
+    runId: 'test',
+    experimentId: '0',
+    artifactLocation: '',
+    logParams: async () => {},
+    setTags: async () => {},
+    logArtifact: async () => {},
+    end: async () => {},
+    logMetrics,
+  };
 }

@@ -1,8 +1,7 @@
-import type { Tracker } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { trainLoop } from '../src/run/train-loop.js';
-import { disposeTrainer, tinyHybridTrainer, tinyTrainConfig } from './support.js';
+import { disposeTrainer, metricsOnlyTracker, tinyHybridTrainer, tinyTrainConfig } from './support.js';
 
 /**
  * The train loop writes a step's metrics beside the next steps (run/metric-writes.ts): it does
@@ -15,19 +14,6 @@ beforeAll(async () => {
 
 const identity = { seed: 7, configHash: 'test', backend: 'cpu', metadata: {}, flopsPerToken: 1 };
 
-function trackerWith(logMetrics: Tracker['logMetrics']): Tracker {
-  return {
-    runId: 'metrics',
-    experimentId: '0',
-    artifactLocation: '',
-    logParams: async () => {},
-    setTags: async () => {},
-    logArtifact: async () => {},
-    end: async () => {},
-    logMetrics,
-  };
-}
-
 describe('train loop metric writes', () => {
   it('trains on while earlier steps are still being written, and waits for them before it returns', async () => {
     const steps = 6;
@@ -38,7 +24,7 @@ describe('train loop metric writes', () => {
     });
     const started: number[] = [];
     let done = 0;
-    const tracker = trackerWith(async (metrics, step) => {
+    const tracker = metricsOnlyTracker(async (metrics, step) => {
       if (metrics['train/loss'] === undefined) return;
       started.push(step);
       // No write finishes until every step has started one: a loop that waited would stop at step 1.
@@ -58,7 +44,7 @@ describe('train loop metric writes', () => {
 
   it('a failed write fails the run with its error', async () => {
     const trainer = await tinyHybridTrainer(7, { ...tinyTrainConfig, steps: 8 });
-    const tracker = trackerWith(async (metrics, step) => {
+    const tracker = metricsOnlyTracker(async (metrics, step) => {
       if (metrics['train/loss'] !== undefined && step === 3) throw new Error('cannot write MLflow metric: disk full');
     });
     try {

@@ -1,17 +1,11 @@
-import {
-  noteDerivedUpload,
-  type RecordedStep,
-  recordWebgpuStep,
-  registerUploadDerivation,
-  type Tracker,
-} from '@interleave/core';
+import { noteDerivedUpload, type RecordedStep, recordWebgpuStep, registerUploadDerivation } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { startWebgpuBackend } from '../../blocks/test/support/webgpu-device.js';
 import type { TrainConfig } from '../src/config/train-schema.js';
 import { trainLoop } from '../src/run/train-loop.js';
 import type { Trainer } from '../src/trainer/trainer.js';
-import { disposeTrainer, tinyHybridTrainer, tinyTrainConfig } from './support.js';
+import { disposeTrainer, metricsOnlyTracker, tinyHybridTrainer, tinyTrainConfig } from './support.js';
 
 /**
  * A training step recorded at the Dawn level and replayed without tfjs (core's
@@ -157,21 +151,12 @@ describe('replayed steps overlapped with the read-back of the last one (overlapN
     const trainer = await tinyHybridTrainer(7, train);
     const stopSignal = { stopped: false };
     const logged: number[] = [];
-    const tracker: Tracker = {
-      runId: 'overlap',
-      experimentId: '0',
-      artifactLocation: '',
-      logParams: async () => {},
-      setTags: async () => {},
-      logArtifact: async () => {},
-      end: async () => {},
-      logMetrics: async (metrics, step) => {
-        if (metrics['train/loss'] === undefined) return;
-        logged.push(step);
-        // Stopped while step 8 is logged: step 9 is on the GPU by then (submitted with 8's read-back).
-        if (step === 8) stopSignal.stopped = true;
-      },
-    };
+    const tracker = metricsOnlyTracker(async (metrics, step) => {
+      if (metrics['train/loss'] === undefined) return;
+      logged.push(step);
+      // Stopped while step 8 is logged: step 9 is on the GPU by then (submitted with 8's read-back).
+      if (step === 8) stopSignal.stopped = true;
+    });
     try {
       const identity = { seed: 7, configHash: 'test', backend: 'webgpu', metadata: {}, flopsPerToken: 1 };
       const result = await trainLoop(trainer, tracker, { write: () => true }, stopSignal, identity);
