@@ -19,6 +19,7 @@
 #   node.tar.xz        this machine's Node binary
 #   debs/*.deb         Debian's Vulkan loader (Dawn needs libvulkan.so.1) and GL dispatch libraries
 #   setup.sh           run first on the GPU machine: installs the loader, unpacks Node
+#   one-gpu.sh         runs a command that sees one GPU of several (scripts/gpu/one-gpu.sh)
 # On the GPU machine, from the folder's parent:  source <out-dir>/setup.sh && cd <out-dir> && ...
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -91,6 +92,9 @@ if ! download; then
   apt-get "${lists[@]}" update >/dev/null 2>&1 || true
   download "${lists[@]}" || { echo "pack-gpu: apt-get download ${debs[*]} failed (no network or no apt?)" >&2; exit 1; }
 fi
+
+# Several GPUs on one host: one-gpu.sh runs a process that sees one of them (docs/gpu.md).
+cp scripts/gpu/one-gpu.sh "$out/one-gpu.sh"
 
 cat >"$out/setup.sh" <<'SETUP'
 # Source on the GPU machine from the folder's parent:  source <folder>/setup.sh

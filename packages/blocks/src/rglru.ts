@@ -190,6 +190,8 @@ interface RglruState extends MixerState {
 }
 
 class RglruMixer implements Mixer<RglruState> {
+  /** `position` is read only at 0 (the first token skips the input normalisation). */
+  readonly stepStationaryFrom = 1;
   private readonly dRnn: number;
   private readonly heads: number;
   private readonly inWeights: tf.Variable[];

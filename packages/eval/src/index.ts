@@ -15,6 +15,7 @@ export {
 } from './evaluations/induction-extrapolation.js';
 export { lastPredictionsByStep, maskedAccuracyByForward, stateBytes } from './evaluations/model-predictions.js';
 export { type MqarGridConfig, mqarGridEvaluation, mqarGridSchema } from './evaluations/mqar-grid.js';
+export { StepModeReplay, type StepModeReplaySetting } from './evaluations/step-mode-replay.js';
 export { wilsonInterval } from './evaluations/wilson-interval.js';
 export { bpeTokenizer, trainBpeJson } from './lm/bpe-tokenizer.js';
 export { isShardFile, resolveCorpusFiles } from './lm/corpus-files.js';

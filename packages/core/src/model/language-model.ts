@@ -194,6 +194,24 @@ export class LanguageModel {
     return { logits, state: { layers: next, position: position + 1 } };
   }
 
+  /**
+   * The position from which `step` does the same GPU work at every token, for a state of this
+   * model (eval's step-mode replay): the largest of the mixers' `stepStationaryFrom`, 0 for a mixer
+   * whose state holds tensors only. Undefined when some mixer's state holds numbers it keeps
+   * reading (attention's position), or when the model adds learned positions (the step reads its
+   * position).
+   */
+  stepStationaryFrom(state: ModelState): number | undefined {
+    if (this.positions !== null) return undefined;
+    let from = 0;
+    for (const [index, layer] of this.layers.entries()) {
+      const declared = layer.mixer.stepStationaryFrom;
+      if (declared !== undefined) from = Math.max(from, declared);
+      else if (holdsNumbers(state.layers[index] as MixerState)) return undefined;
+    }
+    return from;
+  }
+
   dispose(): void {
     this.parameters.dispose();
   }
@@ -222,6 +240,12 @@ function residualForward(layer: ResidualLayer, x: tf.Tensor3D): tf.Tensor3D {
   let y: tf.Tensor3D = x.add(layer.mixer.forward(layer.norm.apply(x)));
   if (layer.mlp) y = y.add(layer.mlp.layer.apply(layer.mlp.norm.apply(y)));
   return y;
+}
+
+function holdsNumbers(state: MixerState): boolean {
+  return Object.values(state).some((value) =>
+    typeof value === 'number' ? true : value instanceof tf.Tensor ? false : holdsNumbers(value),
+  );
 }
 
 function keepState(state: MixerState): void {

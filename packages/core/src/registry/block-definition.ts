@@ -23,6 +23,14 @@ export interface Mixer<State extends MixerState = MixerState> {
    * `step` over a sequence reproduces `forward` to 1e-4.
    */
   step(x: tf.Tensor2D, state: State): { y: tf.Tensor2D; state: State };
+  /**
+   * For step-mode evaluations that record `step` once and replay it (eval's step-mode-replay.ts):
+   * the position from which `step` does the same GPU work at every token whatever the numbers in
+   * its state say (RG-LRU: 1, after its first-token branch). Leave it out when the step keeps
+   * reading such a number (a ring buffer's slot, RoPE's position): a model with that mixer is then
+   * never replayed. A state of tensors alone needs no declaration.
+   */
+  readonly stepStationaryFrom?: number;
 }
 
 /** What a block gets when it is built into a model. */

@@ -2,6 +2,7 @@ import type { EvaluationDefinition } from '@interleave/core';
 import { z } from 'zod';
 import { inductionTestBatchStream } from '../tasks/induction-heads.js';
 import { lastPredictionsByStep } from './model-predictions.js';
+import { StepModeReplay } from './step-mode-replay.js';
 import { wilsonInterval } from './wilson-interval.js';
 
 /**
@@ -17,6 +18,11 @@ export const inductionExtrapolationSchema = z.strictObject({
   /** Default: the training task's `vocab` when it is induction_heads, else 16. */
   vocab: z.number().int().min(3).optional(),
   max_growing_state_length: z.number().int().positive().default(4096),
+  /**
+   * On webgpu, replay the per-token step once two recorded steps agree (step-mode-replay.ts): the
+   * same kernels on the same data without tfjs's per-op CPU cost. `off` steps through tfjs.
+   */
+  step_replay: z.enum(['auto', 'off']).default('auto'),
 });
 
 export type InductionExtrapolationConfig = z.infer<typeof inductionExtrapolationSchema>;
@@ -33,6 +39,7 @@ export const inductionExtrapolationEvaluation: EvaluationDefinition<InductionExt
     let firstStateBytes: number | undefined;
     let growing = false;
     const leftOut: number[] = [];
+    const replay = new StepModeReplay(config.step_replay);
     for (const length of lengths) {
       if (growing && length > config.max_growing_state_length) {
         leftOut.push(length);
@@ -43,7 +50,7 @@ export const inductionExtrapolationEvaluation: EvaluationDefinition<InductionExt
       let counted = 0;
       let bytes = 0;
       for (const batch of inductionTestBatchStream(seed, vocab, length, config.examples, config.batch_size)) {
-        const { predictions, stateBytes } = await lastPredictionsByStep(model, batch);
+        const { predictions, stateBytes } = await lastPredictionsByStep(model, batch, replay);
         bytes = Math.max(bytes, stateBytes / batch.batchSize);
         for (let row = 0; row < batch.batchSize; row++) {
           counted++;
@@ -63,7 +70,7 @@ export const inductionExtrapolationEvaluation: EvaluationDefinition<InductionExt
       log(
         `induction heads length ${length}: accuracy ${(correct / counted).toFixed(4)} ` +
           `(95% CI ${interval.low.toFixed(3)}–${interval.high.toFixed(3)}, ${counted} examples) ` +
-          `(state ${(bytes / 1024).toFixed(1)} KiB/sequence, ${seconds.toFixed(1)}s)`,
+          `(state ${(bytes / 1024).toFixed(1)} KiB/sequence, ${seconds.toFixed(1)}s; step replay: ${replay.status})`,
       );
     }
     if (leftOut.length > 0) {

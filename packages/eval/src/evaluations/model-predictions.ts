@@ -6,6 +6,7 @@ import {
   throwIfWebgpuFailed,
 } from '@interleave/core';
 import * as tf from '@tensorflow/tfjs';
+import { type ReplayedSteps, StepModeReplay } from './step-mode-replay.js';
 
 /**
  * Correct and counted predictions at the batch's masked positions, with the parallel form (the
@@ -32,33 +33,63 @@ export async function maskedAccuracyByForward(
 /**
  * The prediction after each sequence's last token, with the recurrent form: every token goes
  * through `step` once, so memory is what the mixers' states hold (constant for Mamba, RG-LRU and
- * sliding windows) and the prefix is never re-run. Also returns the state's size at the end.
+ * sliding windows) and the prefix is never re-run. Also returns the last step's logits
+ * ([batch × vocab], row-major; the predictions are their argmax) and the state's size at the end.
+ * With `replay` (on webgpu), steps whose commands do not change from token to token are recorded
+ * once and replayed without tfjs (step-mode-replay.ts): the same kernels on the same data.
  */
 export async function lastPredictionsByStep(
   model: LanguageModel,
   batch: TokenBatch,
-): Promise<{ predictions: Int32Array; stateBytes: number }> {
+  replay: StepModeReplay = new StepModeReplay('off'),
+): Promise<{ predictions: Int32Array; logits: Float32Array; stateBytes: number }> {
   const { batchSize, seqLen } = batch;
+  const columnAt = (position: number, into = new Int32Array(batchSize)) => {
+    for (let row = 0; row < batchSize; row++) into[row] = batch.inputs[row * seqLen + position] as number;
+    return into;
+  };
   const column = new Int32Array(batchSize);
   let state = model.initState(batchSize);
+  let replays: ReplayedSteps | undefined;
   try {
-    for (let position = 0; position < seqLen - 1; position++) {
-      for (let row = 0; row < batchSize; row++) column[row] = batch.inputs[row * seqLen + position] as number;
-      const tokens = tf.tensor1d(column, 'int32');
-      const { logits, state: next } = model.step(tokens, state);
-      tf.dispose([tokens, logits, state as unknown as tf.TensorContainer]);
-      state = next;
+    let position = 0;
+    while (position < seqLen - 1) {
+      if (replays !== undefined) {
+        await replay.replayStep(replays, columnAt(position, column));
+        position += 1;
+      } else if (replay.shouldRecordAt(model, state, position, seqLen)) {
+        const recorded = replay.recordPair(model, state, position, [columnAt(position), columnAt(position + 1)]);
+        state = recorded.state;
+        replays = recorded.replays;
+        position += recorded.steps;
+      } else {
+        state = stepThroughTfjs(model, state, columnAt(position, column));
+        position += 1;
+      }
     }
-    for (let row = 0; row < batchSize; row++) column[row] = batch.inputs[row * seqLen + seqLen - 1] as number;
-    const tokens = tf.tensor1d(column, 'int32');
-    const { logits, state: next } = model.step(tokens, state);
-    const predictions = await readInt32(tf.tidy(() => logits.argMax(1)));
-    tf.dispose([tokens, logits, state as unknown as tf.TensorContainer]);
-    state = next;
-    return { predictions, stateBytes: stateBytes(state) };
+    const last = columnAt(seqLen - 1, column);
+    let logits: Float32Array;
+    if (replays !== undefined) logits = await replay.replayLast(replays, last);
+    else {
+      const tokens = tf.tensor1d(last, 'int32');
+      const stepped = model.step(tokens, state);
+      tf.dispose([tokens, state as unknown as tf.TensorContainer]);
+      state = stepped.state;
+      logits = await readFloat32(stepped.logits);
+    }
+    return { predictions: argmaxRows(logits, batchSize), logits, stateBytes: stateBytes(state) };
   } finally {
+    replays?.plan.dispose();
     tf.dispose(state as unknown as tf.TensorContainer);
   }
+}
+
+/** One step through tfjs's ops; the old state is disposed. */
+function stepThroughTfjs(model: LanguageModel, state: ModelState, column: Int32Array): ModelState {
+  const tokens = tf.tensor1d(column, 'int32');
+  const { logits, state: next } = model.step(tokens, state);
+  tf.dispose([tokens, logits, state as unknown as tf.TensorContainer]);
+  return next;
 }
 
 /**
@@ -78,6 +109,34 @@ async function readInt32(tensor: tf.Tensor): Promise<Int32Array> {
   } finally {
     tensor.dispose();
   }
+}
+
+/** Reads and disposes a float32 tensor, checked like `readInt32`. */
+async function readFloat32(tensor: tf.Tensor): Promise<Float32Array> {
+  try {
+    const values = (await tensor.data()) as Float32Array;
+    throwIfWebgpuFailed('evaluation');
+    return values;
+  } catch (error) {
+    throwIfWebgpuFailed('evaluation');
+    throw error;
+  } finally {
+    tensor.dispose();
+  }
+}
+
+/** The index of each row's largest value (the first, on ties, as tfjs's argMax). */
+function argmaxRows(values: Float32Array, rows: number): Int32Array {
+  const width = values.length / rows;
+  const result = new Int32Array(rows);
+  for (let row = 0; row < rows; row++) {
+    let best = 0;
+    for (let column = 1; column < width; column++) {
+      if ((values[row * width + column] as number) > (values[row * width + best] as number)) best = column;
+    }
+    result[row] = best;
+  }
+  return result;
 }
 
 /** Bytes held by the tensors of a model state. */
