@@ -17,7 +17,7 @@ export async function maskedAccuracyByForward(
   batch: TokenBatch,
   headChunkBytes?: number,
 ): Promise<{ correct: number; counted: number }> {
-  const predictions = await readInt32(
+  const predictions = await readChecked<Int32Array>(
     tf.tidy(() => model.predict(tf.tensor2d(batch.inputs, [batch.batchSize, batch.seqLen], 'int32'), headChunkBytes)),
   );
   let correct = 0;
@@ -75,7 +75,7 @@ export async function lastPredictionsByStep(
       const stepped = model.step(tokens, state);
       tf.dispose([tokens, state as unknown as tf.TensorContainer]);
       state = stepped.state;
-      logits = await readFloat32(stepped.logits);
+      logits = await readChecked<Float32Array>(stepped.logits);
     }
     return { predictions: argmaxRows(logits, batchSize), logits, stateBytes: stateBytes(state) };
   } finally {
@@ -93,28 +93,14 @@ function stepThroughTfjs(model: LanguageModel, state: ModelState, column: Int32A
 }
 
 /**
- * Reads and disposes a tensor. Asynchronously: webgpu cannot read the GPU synchronously (tfjs's
- * `dataSync` there needs a browser's OffscreenCanvas and fails in Node).
+ * Reads and disposes a tensor (int32 or float32, as `T` says). Asynchronously: webgpu cannot read
+ * the GPU synchronously (tfjs's `dataSync` there needs a browser's OffscreenCanvas and fails in Node).
  */
-async function readInt32(tensor: tf.Tensor): Promise<Int32Array> {
+async function readChecked<T extends Int32Array | Float32Array>(tensor: tf.Tensor): Promise<T> {
   try {
-    const values = (await tensor.data()) as Int32Array;
+    const values = (await tensor.data()) as T;
     // The values were computed by everything recorded since the last check: a GPU failure among
     // them (an out-of-memory, a binding over the device's limit) makes them garbage.
-    throwIfWebgpuFailed('evaluation');
-    return values;
-  } catch (error) {
-    throwIfWebgpuFailed('evaluation');
-    throw error;
-  } finally {
-    tensor.dispose();
-  }
-}
-
-/** Reads and disposes a float32 tensor, checked like `readInt32`. */
-async function readFloat32(tensor: tf.Tensor): Promise<Float32Array> {
-  try {
-    const values = (await tensor.data()) as Float32Array;
     throwIfWebgpuFailed('evaluation');
     return values;
   } catch (error) {
