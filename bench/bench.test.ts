@@ -40,6 +40,19 @@ describe('pnpm bench', () => {
     expect(renderResults(written)).toContain('| Mamba selective scan, d_inner 8 |');
   });
 
+  it('runs the step-mode section on webgpu: both forms give the same logits, the replay says it replayed', async () => {
+    const { printed, results } = await bench(['--smoke', '--only', 'step-mode', '--backend', 'webgpu']);
+    const table = results.tables.find((entry) => entry.id === 'step-mode');
+    expect(table?.rows).toHaveLength(2);
+    for (const row of table?.rows ?? []) {
+      expect(row.sameLogits).toBe('yes');
+      // 48 tokens: two recorded steps at positions 2 and 3, the other 44 replayed.
+      expect(row.status).toMatch(/^replayed 44 steps \(\d+ dispatches a step\)$/);
+      expect(row.speedup).toBeCloseTo((row.tfjsMs as number) / (row.replayedMs as number), 10);
+    }
+    expect(printed).toContain('replay speed-up × (tfjs ÷ replayed)');
+  });
+
   it('says why the PyTorch peer was skipped when the interpreter has no torch', async () => {
     const { printed, progress } = await bench(['--smoke', '--only', 'peer', '--python', '/nonexistent/python']);
     expect(progress.join('\n')).toMatch(/PyTorch peer skipped: no Python with torch \(\/nonexistent\/python: /);

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BACKEND_NAMES, type BackendRequest, InterleaveError } from '@interleave/core';
 
-export const SECTION_NAMES = ['scan', 'train', 'swa', 'generate', 'peer'] as const;
+export const SECTION_NAMES = ['scan', 'train', 'swa', 'generate', 'peer', 'step-mode'] as const;
 export type SectionName = (typeof SECTION_NAMES)[number];
 
 /** What `pnpm bench` runs when no --only is given; the peer joins with --peer. */

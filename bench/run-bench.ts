@@ -8,6 +8,7 @@ import type { Section, SectionContext } from './section.js';
 import { generateSection } from './sections/generate.js';
 import { peerSection } from './sections/peer.js';
 import { scanSection } from './sections/scan.js';
+import { stepModeSection } from './sections/step-mode.js';
 import { swaSection } from './sections/swa.js';
 import { trainSection } from './sections/train.js';
 
@@ -17,6 +18,7 @@ const SECTIONS: Record<SectionName, Section> = {
   swa: swaSection,
   generate: generateSection,
   peer: peerSection,
+  'step-mode': stepModeSection,
 };
 
 /** What `--json` writes: everything needed to re-render the tables (bench/render.ts). */

@@ -1,6 +1,7 @@
 import { generateBlockJob } from '../sections/generate.js';
 import { peerReferenceJob } from '../sections/peer.js';
 import { compareScanJob } from '../sections/scan.js';
+import { compareStepModeJob } from '../sections/step-mode.js';
 import { compareSwaJob } from '../sections/swa.js';
 import { trainModelJob } from '../sections/train.js';
 import type { Job } from './job.js';
@@ -12,6 +13,7 @@ export const JOBS = {
   'swa.compare': compareSwaJob,
   'generate.block': generateBlockJob,
   'peer.reference': peerReferenceJob,
+  'step-mode.compare': compareStepModeJob,
 } satisfies Record<string, Job<never>>;
 
 export type JobName = keyof typeof JOBS;
