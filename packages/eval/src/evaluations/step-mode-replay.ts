@@ -172,7 +172,7 @@ export class StepModeReplay {
   /**
    * One step through tfjs, recorded. `state`'s tensors are consumed. `plan` is undefined when the
    * step cannot be replayed: a refusal (kept for the whole evaluation) or a state that changed shape
-   * or host numbers (this position only).
+   * (this position only; a later one may be past the growth).
    */
   private recordStep(
     model: LanguageModel,
