@@ -9,14 +9,21 @@ export interface RepeatPlan {
   readonly repeats: number;
   /** Every warm-up and timed run, however slow (docs/design.md#benchmarks: after 3 warm-up steps). */
   readonly exact?: boolean;
+  /**
+   * Whether the first warm-up run goes through `tf.profile` (default true). Off for runs of
+   * ~10^5 kernels: the profiler times every kernel, and where the backend has no GPU timer it
+   * reads every kernel's output back (`dataSync`), which took a 1,024-token step-mode run past
+   * five minutes on the H200.
+   */
+  readonly profileMemory?: boolean;
 }
 
 export interface Measurement {
   /** Median over the timed runs, milliseconds. */
   readonly medianMs: number;
   readonly samplesMs: readonly number[];
-  /** The most bytes tfjs held in tensors during one run (tf.profile of the first warm-up run). */
-  readonly peakTensorBytes: number;
+  /** The most bytes tfjs held in tensors during one run (tf.profile of the first warm-up run); null unprofiled. */
+  readonly peakTensorBytes: number | null;
   /** The process's peak resident set over the whole measurement (warm-up included). */
   readonly peakRssBytes: number;
   /**
@@ -41,7 +48,8 @@ export async function measure(run: () => Promise<void>, plan: RepeatPlan): Promi
   const rss = PeakRss.start();
   resetWebgpuPeak();
   const profiled = performance.now();
-  const profile = await tf.profile(run);
+  const profile = plan.profileMemory === false ? undefined : await tf.profile(run);
+  if (profile === undefined) await run();
   const slow = !plan.exact && performance.now() - profiled > SLOW_RUN_MS;
   if (!slow) for (let i = 1; i < plan.warmup; i++) await run();
   const samplesMs: number[] = [];
@@ -55,7 +63,7 @@ export async function measure(run: () => Promise<void>, plan: RepeatPlan): Promi
   return {
     medianMs: median(samplesMs),
     samplesMs,
-    peakTensorBytes: profile.peakBytes,
+    peakTensorBytes: profile?.peakBytes ?? null,
     peakRssBytes: rss.read(),
     peakGpuBytes: webgpuMemory()?.peakBytes ?? null,
   };

@@ -176,7 +176,7 @@ export const trainSection: Section = {
           `Every row uses the reference hybrid's vocabulary, d_model, task (MQAR, ${context.options.smoke ? 'shrunk by --smoke' : 'seq_len 1024'}) and optimiser at batch ${hybrid?.batchSize ?? '—'}; block rows replace its layers by ${LAYERS_PER_BLOCK_ROW} layers of one block with no MLP.`,
           ...(shrunk
             ? [
-                `The config's batch (${attempts[0]?.batchSize}) ran out of memory, so the hybrid, the block rows and the peer run at batch ${hybrid.batchSize}: tfjs-wasm's heap is capped at 4 GiB (32-bit wasm), and the hybrid's training step at batch ${hybrid.batchSize} already peaks at ${formatGiB(attempts.at(-1)?.record?.measurement.peakTensorBytes)} of live tensors.`,
+                `The config's batch (${attempts[0]?.batchSize}) ran out of memory, so the hybrid, the block rows and the peer run at batch ${hybrid.batchSize}: tfjs-wasm's heap is capped at 4 GiB (32-bit wasm), and the hybrid's training step at batch ${hybrid.batchSize} already peaks at ${formatGiB(attempts.at(-1)?.record?.measurement.peakTensorBytes ?? undefined)} of live tensors.`,
               ]
             : []),
           `Median step time over ${base.plan.repeats} steps after ${base.plan.warmup} warm-up steps; a step is Trainer.trainStep (batch, forward, masked cross-entropy, backward, gradient clipping, AdamW), each row in a fresh process.`,

@@ -113,6 +113,36 @@ describe('training steps replayed on webgpu (Dawn over llvmpipe)', () => {
       disposeTrainer(twin);
     }
   });
+
+  it('reads the current weights and moments at every checkpoint, not the first checkpoint’s again', async () => {
+    // tfjs keeps a tensor's values on the CPU once they have been read, and a replay writes the
+    // GPU buffers behind its back: without care, every checkpoint after the first held the
+    // first one's weights (an H200 RG-LRU run saved its step-2,500 weights at step 10,000).
+    const viaTfjs = await tinyHybridTrainer(7, { ...tinyTrainConfig, step_replay: 'off' });
+    const replayed = await tinyHybridTrainer(7, tinyTrainConfig);
+    const readAll = (trainer: Trainer) =>
+      Promise.all(
+        [
+          ...trainer.model.parameters.list().map(({ variable }) => variable),
+          ...Object.values(trainer.optimizer.stateTensors()),
+        ].map(async (tensor) => Array.from((await tensor.data()) as Float32Array)),
+      );
+    try {
+      await trace(replayed, 6);
+      expect(replayed.stepReplayStatus).toMatch(/^replaying/);
+      const first = await readAll(replayed); // the first checkpoint's read
+      await trace(replayed, 6);
+      await trace(viaTfjs, 12);
+      const second = await readAll(replayed);
+      const expected = await readAll(viaTfjs);
+      expect(second.length).toBe(expected.length);
+      for (const [i, values] of second.entries()) expect(values, `tensor ${i}`).toEqual(expected[i]);
+      expect(second).not.toEqual(first);
+    } finally {
+      disposeTrainer(replayed);
+      disposeTrainer(viaTfjs);
+    }
+  });
 });
 
 describe('replayed steps overlapped with the read-back of the last one (overlapNext)', () => {

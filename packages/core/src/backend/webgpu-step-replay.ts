@@ -101,7 +101,7 @@ interface BackendInternals {
   device: GPUDevice;
   queue: GPUQueue;
   commandEncoder: unknown;
-  tensorMap: { get(dataId: object): { resource?: unknown } | undefined };
+  tensorMap: { get(dataId: object): { resource?: unknown; values?: unknown } | undefined };
   uploadToGPU(dataId: object): void;
   endComputePassEncoder(): void;
   submitQueue(): void;
@@ -675,6 +675,7 @@ export class RecordedStep implements PoolObserver {
       }
       queue.submit([commandBuffers[s] as GPUCommandBuffer]);
     }
+    this.forgetCpuCopies();
     if (!readBack) return new Float32Array(0);
     this.turn = 1 - turn;
     // Encoding a step costs the CPU about as long as a small model's step runs on the GPU (~8 µs a
@@ -690,6 +691,19 @@ export class RecordedStep implements PoolObserver {
       return values;
     } finally {
       this.reading[turn] = false;
+    }
+  }
+
+  /**
+   * tfjs keeps a tensor's values on the CPU once they have been read (`data()`) and answers every
+   * later read from that copy; a replay writes the state's GPU buffers without tfjs knowing. So a
+   * state variable read once (a checkpoint) would read the same values ever after: each replay
+   * drops those copies, and the next read downloads the buffer.
+   */
+  private forgetCpuCopies(): void {
+    for (const variable of this.parts.state) {
+      const data = this.backend.tensorMap.get(variable.dataId);
+      if (data !== undefined) data.values = null;
     }
   }
 
