@@ -1,78 +1,12 @@
-import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { findRuns, SeededRandom } from '@interleave/core';
 import { describe, expect, it } from 'vitest';
-import { CLI, scratchDirectory, tinyConfig } from './support.js';
+import { scratchDirectory, tinyConfig } from './support.js';
+import { metricsOf, runFolder, TIMED_METRICS, trainProcess as train } from './train-process.js';
 
 const STEPS = 40;
 const CHECKPOINT_EVERY = 4;
 const KILLS = 3;
-/** Wall-clock metrics differ between any two runs; every other metric must match exactly. */
-const TIMED_METRICS = new Set(['train/tokens_per_second']);
-
-interface TrainProcess {
-  runId: string | undefined;
-  lastStep: number;
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
-/**
- * Runs `interleave train` in `cwd`; with `killAfterStep`, SIGKILLs it as soon as it reports
- * that step (it may get a little further before the signal lands: where exactly is up to the
- * machine, which is the point).
- */
-function train(cwd: string, args: string[], killAfterStep?: number): Promise<TrainProcess> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'train', 'config.yaml', ...args], { cwd });
-    const state: TrainProcess = { runId: undefined, lastStep: 0, code: null, signal: null };
-    let pending = '';
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    child.stdout.on('data', (chunk: Buffer) => {
-      pending += chunk.toString();
-      const lines = pending.split('\n');
-      pending = lines.pop() ?? '';
-      for (const line of lines) {
-        state.runId ??= /^run: ([0-9a-f]{32})/.exec(line)?.[1];
-        const step = /^step (\d+)\//.exec(line);
-        if (step) state.lastStep = Number(step[1]);
-        if (killAfterStep !== undefined && state.lastStep >= killAfterStep) child.kill('SIGKILL');
-      }
-    });
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      if (killAfterStep === undefined && code !== 0) reject(new Error(`train exited ${code}: ${stderr}`));
-      resolve({ ...state, code, signal });
-    });
-  });
-}
-
-/** Every metric of a run: key → the steps it was logged at and the values, in file order. */
-function metricsOf(runDirectory: string): Map<string, Array<[number, number]>> {
-  const root = join(runDirectory, 'metrics');
-  const out = new Map<string, Array<[number, number]>>();
-  const walk = (dir: string) => {
-    for (const name of readdirSync(dir)) {
-      const path = join(dir, name);
-      if (statSync(path).isDirectory()) walk(path);
-      else {
-        const points = readFileSync(path, 'utf8')
-          .trim()
-          .split('\n')
-          .map((line) => line.split(' '))
-          .map(([, value, step]) => [Number(step), Number(value)] as [number, number]);
-        out.set(relative(root, path), points);
-      }
-    }
-  };
-  walk(root);
-  return out;
-}
 
 /** Kill points drawn by seed: increasing, each past the checkpoint the previous resume starts from. */
 function killSteps(seed: number): number[] {
@@ -128,8 +62,3 @@ describe('SIGKILL at random steps, resumed each time', () => {
     expect(survived.get('train/loss')?.map(([step]) => step)).toEqual(Array.from({ length: STEPS }, (_, i) => i + 1));
   });
 });
-
-/** The run's folder in the file store: its artifact folder's parent. */
-function runFolder(run: { artifactUri: string }): string {
-  return dirname(fileURLToPath(run.artifactUri));
-}
