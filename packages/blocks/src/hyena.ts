@@ -48,9 +48,10 @@ import { linear } from './ops/linear.js';
  * c mod (N − 1), channel ⌊c / (N − 1)⌋ (safari's `(v o)` layout), and stage o uses gate
  * x_{N−1−o} (safari iterates `reversed(x[1:])`).
  *
- * Long convolution (hyena/long-convolution.ts), chosen when the block is built: on webgpu and
- * tensorflow by FFT (rfft/irfft at size 2L); on wasm (no FFT kernels) and cpu (whose FFT is
- * ~50× slower) by the same transforms written as dense DFT matmuls. Both exact.
+ * Long convolution (hyena/long-convolution.ts), chosen when the block is built: on tensorflow,
+ * and on webgpu past max_len 512, by FFT (rfft/irfft at size 2L); on wasm (no FFT kernels), cpu
+ * (whose FFT is ~50× slower) and webgpu up to max_len 512 (whose FFT kernel is a DFT computing
+ * its sines per term) by the same transforms written as dense DFT matmuls. Both exact.
  *
  * Step: the long convolution at position t reads the whole prefix, so the state keeps, per
  * stage, every input that stage's convolution has seen (newest first) and step costs O(t)
@@ -124,7 +125,7 @@ class HyenaMixer implements Mixer<HyenaState> {
     const kernel = config.short_filter_order;
     this.dModel = dModel;
     this.stages = config.order - 1;
-    this.method = longConvolutionMethodFor(context.backend);
+    this.method = longConvolutionMethodFor(context.backend, config.max_len);
     this.inProjWeight = params.create('in_proj.weight', [width, dModel], fanInUniformInit(dModel));
     this.inProjBias = params.create('in_proj.bias', [width], fanInUniformInit(dModel));
     this.shortWeight = params.create('short_filter.weight', [width, 1, kernel], fanInUniformInit(kernel));
