@@ -297,6 +297,60 @@ describe('experiment report from an MLflow store', () => {
   });
 });
 
+describe('induction runs repeated over seeds', () => {
+  it('tables mean and range over the runs that differ only in seed, apart from the best run shown', async () => {
+    const uri = temporaryStore();
+    const induction = (at1024: number, at2048: number) => ({
+      'eval/induction/len_256/accuracy': [1],
+      'eval/induction/len_1024/accuracy': [at1024],
+      'eval/induction/len_2048/accuracy': [at2048],
+    });
+    const base = { 'task.name': 'induction_heads', 'task.seq_len': 256, 'train.optimizer.lr': 0.001 };
+    await writeRuns(uri, 'seeds', [
+      // Where each logs and what it evaluates differ too; they are still one configuration.
+      {
+        name: 's0',
+        architecture: 'rglru+rglru',
+        params: { ...base, seed: 0, 'tracking.uri': '/a' },
+        metrics: induction(1, 0.955),
+      },
+      {
+        name: 's1',
+        architecture: 'rglru+rglru',
+        params: { ...base, seed: 1, 'tracking.uri': '/b', 'evals.0.lengths': '[1024]' },
+        metrics: induction(0.817, 0.569),
+      },
+      {
+        name: 's2',
+        architecture: 'rglru+rglru',
+        params: { ...base, seed: 2, 'tracking.uri': '/c' },
+        metrics: induction(0.9, 0.7),
+      },
+      // Another learning rate is another configuration: not averaged in, and alone it has no spread.
+      {
+        name: 'lr',
+        architecture: 'rglru+rglru',
+        params: { ...base, seed: 3, 'train.optimizer.lr': 0.003 },
+        metrics: induction(0.2, 0.1),
+      },
+      { name: 'm', architecture: 'mamba+mamba', params: { ...base, seed: 0 }, metrics: induction(1, 0.76) },
+    ]);
+    const report = await buildExperimentReport({ uri, experiment: 'seeds' });
+    const tables = section(report, 'induction').tables;
+    const spread = tables.find((table) => table.caption?.includes('over seeds'));
+    expect(spread?.columns).toEqual(['architecture', 'seeds', '256', '1024', '2048']);
+    expect(spread?.rows).toEqual([
+      ['rglru+rglru', '0, 1, 2', '1.000 (1.000–1.000, 3)', '0.906 (0.817–1.000, 3)', '0.741 (0.569–0.955, 3)'],
+    ]);
+    // The plot and the first table still show one run per architecture: the best one.
+    expect(tables[0]?.rows.map((row) => row.slice(0, 2))).toEqual([
+      ['mamba+mamba', 'm'],
+      ['rglru+rglru', 's0'],
+    ]);
+    expect(section(report, 'induction').notes.join(' ')).toMatch(/differ only in seed/);
+  });
+});
+
 describe('report sections without data', () => {
   it('replaces each empty section by a note saying why, and still lists the runs', async () => {
     const uri = temporaryStore();

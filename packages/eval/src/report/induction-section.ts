@@ -10,7 +10,9 @@ import type { ReportSection, ReportTable } from './report-document.js';
  * Induction-heads length extrapolation (Mamba paper §4.1): accuracy against evaluation length,
  * one line per architecture, with the training length marked. An architecture with several
  * runs is shown by its best one (highest mean accuracy over lengths); a curve stitched from
- * different runs' best points would promise an extrapolation no single model achieves.
+ * different runs' best points would promise an extrapolation no single model achieves. Where a
+ * configuration was trained with several seeds, a table gives the mean and range over them: the
+ * best of several seeds alone would flatter it.
  */
 export async function inductionSection(runs: readonly ReportRun[], colors: ColorScale): Promise<ReportSection> {
   const section: ReportSection = {
@@ -92,6 +94,13 @@ export async function inductionSection(runs: readonly ReportRun[], colors: Color
   if (chosen.some((run) => run.induction.some((point) => point.interval !== undefined))) {
     section.tables.push(intervalTable(chosen, lengths));
   }
+  const seeded = seedGroups(runs);
+  if (seeded.length > 0) {
+    section.tables.push(seedSpreadTable(seeded, lengths));
+    section.notes.push(
+      'Over seeds: runs whose settings differ only in seed (and where they log or evaluate). Each seed draws its own training data and test examples.',
+    );
+  }
   for (const run of chosen) {
     const others = runs.filter(
       (other) => other.status === 'FINISHED' && other.architecture === run.architecture && other.induction.length > 0,
@@ -141,6 +150,72 @@ function intervalTable(chosen: readonly ReportRun[], lengths: readonly number[])
       run.architecture,
       run.runName,
       ...lengths.map((length) => cell(run.induction.find((point) => point.length === length))),
+    ]),
+    numeric: [false, false, ...lengths.map(() => false)],
+  };
+}
+
+/**
+ * Params that say where a run logs, how often, or what it evaluates afterwards, not what it
+ * trains: runs that differ only in these and in `seed` are repeats of one configuration.
+ */
+const NOT_THE_CONFIGURATION = [
+  'seed',
+  'name',
+  'tracking.',
+  'evals.',
+  'sweep.',
+  'backend',
+  'train.batch_threads',
+  'train.batch_worker',
+  'train.checkpoint_every',
+  'train.eval_every',
+  'train.log_every',
+];
+
+function configurationKey(run: ReportRun): string {
+  const kept = Object.entries(run.params)
+    .filter(
+      ([key]) =>
+        !NOT_THE_CONFIGURATION.some((prefix) => key === prefix || (prefix.endsWith('.') && key.startsWith(prefix))),
+    )
+    .sort(([a], [b]) => a.localeCompare(b));
+  return `${run.architecture}\u0000${JSON.stringify(kept)}`;
+}
+
+/** Finished runs with induction points, grouped by configuration, where a group holds two seeds or more. */
+function seedGroups(runs: readonly ReportRun[]): ReportRun[][] {
+  const groups = new Map<string, ReportRun[]>();
+  for (const run of runs) {
+    if (run.status !== 'FINISHED' || run.induction.length === 0) continue;
+    const key = configurationKey(run);
+    groups.set(key, [...(groups.get(key) ?? []), run]);
+  }
+  return [...groups.values()]
+    .filter((group) => new Set(group.map((run) => run.params.seed)).size > 1)
+    .sort((a, b) => (a[0] as ReportRun).architecture.localeCompare((b[0] as ReportRun).architecture));
+}
+
+/** Mean and range over each group's runs at every length: how much a single run's curve can be trusted. */
+function seedSpreadTable(groups: readonly ReportRun[][], lengths: readonly number[]): ReportTable {
+  const cell = (group: readonly ReportRun[], length: number) => {
+    const values = group
+      .map((run) => run.induction.find((point) => point.length === length)?.accuracy)
+      .filter((value): value is number => value !== undefined && Number.isFinite(value));
+    if (values.length === 0) return MISSING;
+    const range = `${formatAccuracy(Math.min(...values))}–${formatAccuracy(Math.max(...values))}`;
+    return `${formatAccuracy(mean(values))} (${range}, ${values.length})`;
+  };
+  return {
+    caption: 'Induction-heads accuracy over seeds: mean (lowest–highest, runs) of runs that differ only in seed',
+    columns: ['architecture', 'seeds', ...lengths.map(String)],
+    rows: groups.map((group) => [
+      (group[0] as ReportRun).architecture,
+      group
+        .map((run) => run.params.seed ?? '?')
+        .sort()
+        .join(', '),
+      ...lengths.map((length) => cell(group, length)),
     ]),
     numeric: [false, false, ...lengths.map(() => false)],
   };
