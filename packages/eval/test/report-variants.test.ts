@@ -63,3 +63,27 @@ describe('reports of runs that differ in a model setting', () => {
     expect(byName.get('zoology-init')).toBe('5');
   });
 });
+
+describe('runs of one model from different config files', () => {
+  it('are told apart by the part of the config name they do not share, so the best run is of one protocol', async () => {
+    const uri = temporaryStore();
+    const run = (name: string, config: string, at2048: number): SyntheticRun => ({
+      name,
+      architecture: 'mamba+mamba',
+      params: { name: config, 'model.d_model': 64, 'task.name': 'induction_heads', 'task.seq_len': 256 },
+      metrics: { 'eval/induction/len_256/accuracy': [1], 'eval/induction/len_2048/accuracy': [at2048] },
+    });
+    await writeRuns(uri, 'protocols', [
+      run('plain', 'mamba-induction-mamba', 0.55),
+      run('curriculum', 'mamba-induction-mamba-short-gaps', 1),
+      run('paper', 'mamba-induction-mamba-paper-training', 0.8),
+    ]);
+    const report = await buildExperimentReport({ uri, experiment: 'protocols', now: new Date(0) });
+    const rows = section(report, 'induction').tables[0]?.rows.map((row) => row.slice(0, 2));
+    expect(rows?.sort()).toEqual([
+      ['mamba+mamba (config=mamba)', 'plain'],
+      ['mamba+mamba (config=mamba-paper-training)', 'paper'],
+      ['mamba+mamba (config=mamba-short-gaps)', 'curriculum'],
+    ]);
+  });
+});

@@ -93,6 +93,9 @@ const NOT_A_VARIANT = new Set([
  * learned positions sized to the length, are not variants), `name=value` (`default` where a run
  * left it unset), so that no table or plot mixes them under one name. A setting is named by its
  * last key, or by its whole path under `model.` where two varying settings share a last key.
+ * Runs of one model from different config files (the config's `name`: a curriculum, another
+ * training protocol) are told apart the same way, as `config=<name>` without the part all their
+ * names share, so that "the best run" of an architecture never silently picks another protocol.
  */
 export function labelModelVariants(runs: ReportRun[]): void {
   const groupsOf = (key: (run: ReportRun) => string, members: ReportRun[]) => {
@@ -102,6 +105,7 @@ export function labelModelVariants(runs: ReportRun[]): void {
   };
   for (const group of groupsOf((run) => run.architecture, runs)) {
     const varying = new Set<string>();
+    let configsVary = false;
     for (const cell of groupsOf((run) => `${run.dModel}|${run.seqLen}`, group)) {
       const keys = new Set(
         cell.flatMap((run) =>
@@ -109,18 +113,34 @@ export function labelModelVariants(runs: ReportRun[]): void {
         ),
       );
       for (const key of keys) if (new Set(cell.map((run) => run.params[key] ?? '')).size > 1) varying.add(key);
+      if (new Set(cell.map((run) => run.params.name ?? '')).size > 1) configsVary = true;
     }
-    if (varying.size === 0) continue;
+    if (varying.size === 0 && !configsVary) continue;
     const sorted = [...varying].sort();
     const lastKey = (key: string) => key.slice(key.lastIndexOf('.') + 1);
     const names = sorted.map((key) =>
       sorted.filter((other) => lastKey(other) === lastKey(key)).length > 1 ? key.slice('model.'.length) : lastKey(key),
     );
+    const configName = configsVary ? distinctParts(group.map((run) => run.params.name ?? '')) : undefined;
     for (const run of group) {
       const settings = sorted.map((key, index) => `${names[index]}=${run.params[key] ?? 'default'}`);
+      if (configName !== undefined) settings.push(`config=${configName.get(run.params.name ?? '') || 'unnamed'}`);
       run.architecture = `${run.architecture} (${settings.join(', ')})`;
     }
   }
+}
+
+/**
+ * Each name without the leading words (`-`-separated) that every name shares:
+ * mamba-induction-mamba, mamba-induction-mamba-short-gaps → mamba, mamba-short-gaps.
+ */
+function distinctParts(names: readonly string[]): Map<string, string> {
+  const split = [...new Set(names)].map((name) => name.split('-'));
+  let shared = 0;
+  const shortest = Math.min(...split.map((words) => words.length));
+  // Keep at least one word of every name.
+  while (shared < shortest - 1 && split.every((words) => words[shared] === split[0]?.[shared])) shared += 1;
+  return new Map(split.map((words) => [words.join('-'), words.slice(shared).join('-')]));
 }
 
 async function summarizeRun(uri: string, record: RunRecord): Promise<ReportRun> {
