@@ -2,7 +2,8 @@
 # trials.sh: runs a plan of Interleave trials on a GPU machine reached through short, separate calls
 # (the lent H200: no Node, no network, at most 10 minutes a call, and the machine is kept only while
 # calls follow each other). The trials run in the background between calls; every call ends by
-# packing what they wrote, so a stop or a lost machine loses at most one call's progress.
+# packing what they wrote, so a stop or a lost machine loses at most one call's progress. The calls
+# must follow each other within the machine's idle release (30 s there): a new machine is bare.
 #
 #   scripts/gpu/trials.sh launch <plan> [bundle-dir]   start the plan (bundle: .devcarry-gpu, from
 #                                                      scripts/pack-gpu.sh), then report and pack
@@ -11,8 +12,9 @@
 #                                                      stops), wait up to the grace, report, pack
 #
 # Run from the checkout's root. Results go to $OUT (the device tool's folder) when it is set:
-#   trials.tar.gz       every queue's logs and MLflow store, without checkpoints (<16 MiB)
-#   checkpoints.tar.gz  the checkpoints of the queues named by the plan's `@checkpoints` line
+#   trials-gpu<g>.tar.gz   the plan and every log and MLflow store of GPU g's queues, without
+#                          checkpoints (one trials-<queue>.tar.gz per queue where that passes 15 MiB)
+#   checkpoints.tar.gz     the last checkpoints of the queues named by the plan's `@checkpoints` line
 #
 # A plan is a text file, one trial per line, `<queue> <gpu> <command>`:
 #   - trials of one queue run one after the other; queues run side by side, each on the GPU it names
@@ -23,7 +25,7 @@
 #     store) and $QUEUE_DIR (its folder, packed with the logs) set;
 #   - `@checkpoints <queue> ...` names the queues whose checkpoints come back;
 #   - `@resume <archive>` (relative to the checkout) is unpacked into the trials' folder before the
-#     start: a previous call's trials.tar.gz + checkpoints.tar.gz, for `train ... --resume <run-id>`.
+#     start: a previous call's trials archive + checkpoints.tar.gz, for `train ... --resume <run-id>`.
 # Every trial's output is in <queue>/<n>.log; `#` starts a comment.
 set -uo pipefail
 root=$(pwd)
@@ -82,12 +84,30 @@ queues() { awk '!/^[[:space:]]*(#|@|$)/ { if (!seen[$1]++) print $1 }' "$trials/
 
 pack() {
   [ -n "${OUT:-}" ] || return 0
-  tar -czf "$OUT/trials.tar.gz" -C "$trials" --exclude='*/checkpoint' --exclude='*/checkpoint-*' . 2>/dev/null
+  rm -f "$OUT"/trials-*.tar.gz "$OUT"/checkpoints.tar.gz
+  # One archive per GPU (the device tool returns at most 8 files, each under 16 MiB); a GPU whose
+  # archive is larger (a long run's metric files) is packed one queue per archive instead.
+  local gpu queue archive
+  for gpu in $(awk '!/^[[:space:]]*(#|@|$)/ { if (!seen[$2]++) print $2 }' "$trials/plan"); do
+    local mine=()
+    for queue in $(queues); do
+      [ "$(awk -v q="$queue" '$1 == q { print $2; exit }' "$trials/plan")" = "$gpu" ] && [ -d "$trials/$queue" ] && mine+=("$queue")
+    done
+    [ ${#mine[@]} -gt 0 ] || continue
+    archive="$OUT/trials-gpu$gpu.tar.gz"
+    tar -czf "$archive" -C "$trials" --exclude='*/checkpoint' --exclude='*/checkpoint-*' plan "${mine[@]/%/.runner.log}" "${mine[@]}" 2>/dev/null
+    if [ "$(stat -c %s "$archive")" -gt $((15 * 1048576)) ]; then
+      rm -f "$archive"
+      for queue in "${mine[@]}"; do
+        tar -czf "$OUT/trials-$queue.tar.gz" -C "$trials" --exclude='*/checkpoint' --exclude='*/checkpoint-*' "$queue" "$queue.runner.log" 2>/dev/null
+      done
+    fi
+  done
   local keep
   keep=$(awk '$1 == "@checkpoints" { for (i = 2; i <= NF; i++) print $i }' "$trials/plan")
   if [ -n "$keep" ]; then
     # shellcheck disable=SC2086
-    (cd "$trials" && find $keep -type d -name 'checkpoint*' -print0 2>/dev/null | tar -czf "$OUT/checkpoints.tar.gz" --null -T -)
+    (cd "$trials" && find $keep -type d -name 'checkpoint' -print0 2>/dev/null | tar -czf "$OUT/checkpoints.tar.gz" --null -T -)
   fi
   ls -l "$OUT" | awk 'NR > 1 { printf "packed %s %d KiB\n", $NF, $5 / 1024 }'
 }
@@ -105,7 +125,7 @@ case $command in
     [ -e "$trials" ] && die "$trials exists: one launch per machine (watch or stop it)"
     rm -rf /tmp/trials-run
     mkdir -p "$trials" && cp "$plan" "$trials/plan"
-    resume=$(awk '$1 == "@resume" { print $2 }' "$plan")
+    resume=$(awk '$1 == "@resume" { for (i = 2; i <= NF; i++) print $i }' "$plan")
     for archive in $resume; do tar -xzf "$root/$archive" -C "$trials" || die "cannot unpack $archive"; done
     # The trials run from copies: each call replaces the carried bundle (and this script), and a
     # trial still loads files from it (batch workers, plugins).
