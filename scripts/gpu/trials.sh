@@ -22,7 +22,7 @@
 #   - `train <config> [--set ...]` runs the CLI's train with the queue's store as tracking.uri;
 #     `eval-last <args>` evaluates the queue's latest run (`interleave eval <run-dir> <args>`);
 #     anything else is a bash command, run in the bundle's folder with $STORE (the queue's MLflow
-#     store) and $QUEUE_DIR (its folder, packed with the logs) set;
+#     store), $QUEUE_DIR (its folder, packed with the logs) and $CHECKOUT (the checkout) set;
 #   - `@checkpoints <queue> ...` names the queues whose checkpoints come back;
 #   - `@resume <archive>` (relative to the checkout) is unpacked into the trials' folder before the
 #     start: a previous call's trials archive + checkpoints.tar.gz, for `train ... --resume <run-id>`.
@@ -30,6 +30,7 @@
 set -uo pipefail
 root=$(pwd)
 trials=${TRIALS_DIR:-/tmp/trials}
+copies="$trials-run" # the bundle and this script as the queues run them
 self=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/trials.sh
 
 die() { echo "trials.sh: $*" >&2; exit 2; }
@@ -37,7 +38,7 @@ die() { echo "trials.sh: $*" >&2; exit 2; }
 # One queue: its trials in order, in the bundle folder. Stops after the running trial on SIGTERM.
 run_queue() {
   local queue=$1 bundle=$2 index=0 stopping=0 child
-  export QUEUE_DIR="$trials/$queue" STORE="$trials/$queue/mlruns"
+  export QUEUE_DIR="$trials/$queue" STORE="$trials/$queue/mlruns" CHECKOUT="$root"
   # Every trial on the GPU, or an error: never a silent fall back to a CPU backend.
   export INTERLEAVE_BACKEND=${TRIALS_BACKEND:-webgpu}
   mkdir -p "$QUEUE_DIR"
@@ -120,17 +121,22 @@ all_finished() {
 command=${1:-}
 case $command in
   launch)
-    plan=${2:-}; bundle=$(cd "${3:-.devcarry-gpu}" && pwd) || die "no bundle folder ${3:-.devcarry-gpu}"
+    plan=${2:-}
     [ -f "$plan" ] || die "no plan file '$plan'"
+    [ -f "${3:-.devcarry-gpu}/setup.sh" ] || die "no bundle in '${3:-.devcarry-gpu}' (scripts/pack-gpu.sh writes one)"
+    bundle=$(cd "${3:-.devcarry-gpu}" && pwd)
+    # A trial line is `<queue> <gpu index> <command>`: say which line is not, before starting anything.
+    bad=$(awk '!/^[[:space:]]*(#|@|$)/ && !($2 ~ /^[0-9]+$/ && NF >= 3) { print FILENAME ":" FNR ": expected <queue> <gpu index> <command>, got: " $0; exit }' "$plan")
+    [ -z "$bad" ] || die "$bad"
     [ -e "$trials" ] && die "$trials exists: one launch per machine (watch or stop it)"
-    rm -rf /tmp/trials-run
+    rm -rf "$copies"
     mkdir -p "$trials" && cp "$plan" "$trials/plan"
     resume=$(awk '$1 == "@resume" { for (i = 2; i <= NF; i++) print $i }' "$plan")
     for archive in $resume; do tar -xzf "$root/$archive" -C "$trials" || die "cannot unpack $archive"; done
     # The trials run from copies: each call replaces the carried bundle (and this script), and a
     # trial still loads files from it (batch workers, plugins).
-    mkdir -p /tmp/trials-run && cp -a "$bundle" /tmp/trials-run/bundle && cp "$self" /tmp/trials-run/trials.sh
-    bundle=/tmp/trials-run/bundle self=/tmp/trials-run/trials.sh
+    mkdir -p "$copies" && cp -a "$bundle" "$copies/bundle" && cp "$self" "$copies/trials.sh"
+    bundle="$copies/bundle" self="$copies/trials.sh"
     # shellcheck disable=SC1091
     source "$bundle/setup.sh" || die "setup failed"
     for queue in $(queues); do
