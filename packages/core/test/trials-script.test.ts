@@ -129,11 +129,60 @@ describe('scripts/gpu/trials.sh', () => {
     const bad = run(['launch', 'bad-plan', 'bundle', '0']);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toBe(
-      'trials.sh: bad-plan:2: expected <queue> <gpu index> <command>, got: queue-without-gpu train configs/x.yaml',
+      'trials.sh: bad-plan:2: expected <queue> <gpu index> <command> or <name> pool <command>, got: queue-without-gpu train configs/x.yaml',
+    );
+    expect(existsSync(trials)).toBe(false);
+
+    writeFileSync(join(work, 'pool-plan'), 'a pool true\nb pool true\n');
+    expect(run(['launch', 'pool-plan', 'bundle', '0']).stderr).toBe(
+      'trials.sh: pool-plan: pool trials but no @pool line says how many workers run them on which GPU',
+    );
+    writeFileSync(join(work, 'pool-plan'), '@pool 0x2\na pool true\na pool false\n');
+    expect(run(['launch', 'pool-plan', 'bundle', '0']).stderr).toBe(
+      'trials.sh: pool-plan:3: the pool trial name a is used before: each pool trial needs its own',
+    );
+    writeFileSync(join(work, 'pool-plan'), '@pool 0:2\na pool true\n');
+    expect(run(['launch', 'pool-plan', 'bundle', '0']).stderr).toBe(
+      'trials.sh: pool-plan:1: @pool needs <gpu>x<workers>[+<seconds>], e.g. 0x4, got: 0:2',
     );
     expect(existsSync(trials)).toBe(false);
 
     const noBundle = run(['launch', 'plan', 'missing', '0']);
     expect(noBundle.stderr).toBe("trials.sh: no bundle in 'missing' (scripts/pack-gpu.sh writes one)");
+  });
+  it('runs every pool trial exactly once, on whichever GPU has a free worker, and packs them apart', () => {
+    writeFileSync(
+      join(work, 'plan'),
+      [
+        '@pool 0x2 1x1+1',
+        '@checkpoints last',
+        'queued 0 echo from a queue',
+        'long pool sleep 2',
+        'short-1 pool echo one',
+        'short-2 pool echo two',
+        'short-3 pool echo three',
+        'last pool train configs/y.yaml',
+        '',
+      ].join('\n'),
+    );
+    expect(run(['launch', 'plan', 'bundle', '0']).status).toBe(0);
+    const watched = run(['watch', '30']);
+    expect(watched.stdout).toMatch(/-- queued: trial 1 of 1, finished/);
+    for (const name of ['long', 'short-1', 'short-2', 'short-3', 'last']) {
+      expect(watched.stdout).toMatch(new RegExp(`-- ${name} \\(pool\\): finished on GPU [01], exit 0`));
+      const log = readFileSync(join(trials, name, '1.log'), 'utf8');
+      // Claimed once: one command line and one exit line.
+      expect(log.match(/^# \S+ exit /gm)).toHaveLength(1);
+      expect(['0', '1']).toContain(readFileSync(join(trials, name, 'gpu'), 'utf8').trim());
+    }
+    // The long trial held one worker while the others took the rest.
+    expect(readFileSync(join(trials, 'short-3/1.log'), 'utf8')).toContain('three');
+    const pooled = archiveListing('trials-pool.tar.gz');
+    expect(pooled).toContain('long/1.log');
+    expect(pooled).toContain('pool-0-2.runner.log');
+    expect(pooled.some((path) => path.startsWith('queued'))).toBe(false);
+    expect(pooled.some((path) => path.includes('checkpoint'))).toBe(false);
+    expect(archiveListing('trials-gpu0.tar.gz')).toContain('queued/1.log');
+    expect(archiveListing('checkpoints.tar.gz').some((path) => path.startsWith('last/mlruns/'))).toBe(true);
   });
 });
