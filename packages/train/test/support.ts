@@ -22,6 +22,7 @@ export const tinyTrainConfig: TrainConfig = {
   eval_every: null,
   checkpoint_every: null,
   log_every: 10,
+  metrics_every: 1,
   activation_checkpointing: 'none',
   step_replay: 'auto',
   head_rows: 'supervised',

@@ -30,6 +30,12 @@ export const trainSchema = z.strictObject({
   checkpoint_every: z.number().int().positive().nullable().default(null),
   log_every: z.number().int().positive().default(10),
   /**
+   * Steps between the training metrics written to MLflow (train/…, compute/…); the last step and
+   * every evaluation step are always written. 1 writes every step: a long run's history grows by 8
+   * metric points a step (204,800 steps: ~70 MB in the file store, and as many requests to a server).
+   */
+  metrics_every: z.number().int().positive().default(1),
+  /**
    * `layers`: training steps keep only each residual layer's input and recompute the layer in
    * the backward pass (less memory, about one more forward per step, the same results).
    */

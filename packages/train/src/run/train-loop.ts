@@ -39,7 +39,13 @@ export async function trainLoop(
   stopSignal: { stopped: boolean } | undefined,
   identity: RunIdentity,
 ): Promise<TrainLoopResult> {
-  const { steps, eval_every: evalEvery, checkpoint_every: checkpointEvery, log_every: logEvery } = trainer.train;
+  const {
+    steps,
+    eval_every: evalEvery,
+    checkpoint_every: checkpointEvery,
+    log_every: logEvery,
+    metrics_every: metricsEvery,
+  } = trainer.train;
   const progress = new ProgressReporter(out, steps, logEvery, trainer.stepsDone);
   const losses: number[] = [];
   const pending: Record<string, number>[] = [];
@@ -66,9 +72,16 @@ export async function trainLoop(
       ),
     );
   };
-  const logStep = async (metrics: StepMetrics) => {
+  /** The newest step whose metrics were not written (`metrics_every`): written if the run stops there. */
+  let unwritten: StepMetrics | undefined;
+  const logStep = async (metrics: StepMetrics, write: boolean) => {
     losses.push(metrics.loss);
     progress.update(metrics);
+    await writeStep(metrics, write);
+  };
+  const writeStep = async (metrics: StepMetrics, write: boolean) => {
+    unwritten = write ? undefined : metrics;
+    if (!write) return;
     await stepWrites.add(
       tracker.logMetrics(
         {
@@ -96,9 +109,10 @@ export async function trainLoop(
     // On webgpu with replayed steps the next step goes to the GPU before this one's loss is read
     // and logged, so the GPU does not wait on the host between steps (Trainer.trainStep).
     const metrics = await trainer.trainStep({ overlapNext: !readsWeightsAfter(trainer.stepsDone + 1) });
-    await logStep(metrics);
     const last = metrics.step === steps;
-    if ((evalEvery !== null && metrics.step % evalEvery === 0) || last) {
+    const evaluates = evalEvery !== null && metrics.step % evalEvery === 0;
+    await logStep(metrics, last || evaluates || metrics.step % metricsEvery === 0);
+    if (evaluates || last) {
       const evaluation = await evaluateFinite(trainer, metrics.step);
       finalEval = evaluation;
       const text = textMetrics(trainer.task, evaluation);
@@ -117,9 +131,11 @@ export async function trainLoop(
   // final evaluation and checkpoint read the weights it wrote.
   const settled = await trainer.settle();
   if (settled !== undefined) {
-    await logStep(settled);
+    await logStep(settled, true);
     finalEval = undefined;
   }
+  // A run stopped between written steps still writes its last one (its step count and compute).
+  if (unwritten !== undefined) await writeStep(unwritten, true);
   progress.finish();
   await stepWrites.settle();
   const status = trainer.stepsDone < steps ? ('KILLED' as const) : ('FINISHED' as const);

@@ -87,7 +87,7 @@ describe('extends', () => {
     });
     const error = await caught(() => loadExperimentConfig(join(dir, 'child.yaml')));
     expect(expectOneLine(error)).toBe(
-      `${join(dir, 'base.yaml')}:12:3: train.stpes: unknown key 'stpes' (allowed keys: steps, batch_size, optimizer, schedule, grad_clip, eval_every, checkpoint_every, log_every, activation_checkpointing, step_replay, head_rows, batch_worker, batch_threads)`,
+      `${join(dir, 'base.yaml')}:12:3: train.stpes: unknown key 'stpes' (allowed keys: steps, batch_size, optimizer, schedule, grad_clip, eval_every, checkpoint_every, log_every, metrics_every, activation_checkpointing, step_replay, head_rows, batch_worker, batch_threads)`,
     );
   });
 
