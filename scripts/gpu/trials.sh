@@ -37,6 +37,7 @@ set -uo pipefail
 root=$(pwd)
 trials=${TRIALS_DIR:-/tmp/trials}
 copies="$trials-run" # the bundle and this script as the queues run them
+poll=${TRIALS_POLL_SECONDS:-2} # how often watch and stop look whether every trial has ended
 self=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/trials.sh
 
 die() { echo "trials.sh: $*" >&2; exit 2; }
@@ -240,12 +241,12 @@ case $command in
   run-pool) run_pool_worker "$2" "$3" "$4" "${5:-0}" ;;
   watch)
     deadline=$(($(date +%s) + ${2:-60}))
-    while [ "$(date +%s)" -lt "$deadline" ] && ! all_finished; do sleep 5; done
+    while [ "$(date +%s)" -lt "$deadline" ] && ! all_finished; do sleep "$poll"; done
     report; pack ;;
   stop)
     for pid_file in "$trials"/*.pid; do kill -TERM -- "-$(cat "$pid_file")" 2>/dev/null; done
     deadline=$(($(date +%s) + ${2:-30}))
-    while [ "$(date +%s)" -lt "$deadline" ] && ! all_finished; do sleep 2; done
+    while [ "$(date +%s)" -lt "$deadline" ] && ! all_finished; do sleep "$poll"; done
     report; pack ;;
   *) die "usage: trials.sh launch <plan> [bundle] | watch <seconds> | stop <grace-seconds>" ;;
 esac

@@ -34,7 +34,7 @@ function run(args: string[], timeout = 60_000) {
     cwd: work,
     encoding: 'utf8',
     timeout,
-    env: { ...process.env, OUT: out, TRIALS_DIR: trials, TRIALS_BACKEND: 'wasm' },
+    env: { ...process.env, OUT: out, TRIALS_DIR: trials, TRIALS_BACKEND: 'wasm', TRIALS_POLL_SECONDS: '0.2' },
   });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr.trim() };
 }
